@@ -1,0 +1,1 @@
+"""GANscope core: data, models and the trainer. Plain Python + PyTorch; never imports streamlit."""

@@ -1,0 +1,42 @@
+"""Checkpoint files: plain dicts of tensors and numbers, saved atomically and
+loaded with torch.load(weights_only=True) so no arbitrary object is unpickled."""
+from pathlib import Path
+
+import torch
+
+from . import atomic
+from .models import build_generator
+
+FORMAT = "ganscope-checkpoint-1"
+
+
+def save(path: Path | str, payload: dict) -> None:
+    with atomic.atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+
+
+def load(path: Path | str, map_location="cpu") -> dict:
+    data = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a GANscope checkpoint")
+    return data
+
+
+def is_resumable(ckpt: dict) -> bool:
+    """Exported (generator-only) checkpoints can be explored but not resumed."""
+    return all(k in ckpt for k in ("G", "D", "opt_G", "opt_D"))
+
+
+def load_generator(path: Path | str, which: str = "G_ema", device="cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild a generator from a checkpoint, ready for sampling (eval mode)."""
+    ckpt = load(path)
+    G = build_generator(ckpt["model"])
+    G.load_state_dict(ckpt[which] if which in ckpt else ckpt["G_ema"])
+    return G.to(device).eval().requires_grad_(False), ckpt
+
+
+def export_generator(src: Path | str, dest: Path | str) -> None:
+    """Keep only what exploring needs (G_ema, model spec, counters, classes)."""
+    ckpt = load(src)
+    keep = {k: ckpt[k] for k in ("model", "G_ema", "counters", "class_names", "config") if k in ckpt}
+    save(dest, keep)

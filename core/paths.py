@@ -1,0 +1,14 @@
+"""Where things live in a GANscope checkout."""
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
+DATA_DIR = REPO_ROOT / "data"
+EMOJI_DIR = DATA_DIR / "emoji"
+BUILTIN_EMOJI = "builtin:emoji"  # the --data value of the built-in data set
+
+
+def cache_dir() -> Path:
+    """Decoded-data cache; GANSCOPE_CACHE overrides (tests point it at a temp dir)."""
+    return Path(os.environ.get("GANSCOPE_CACHE", REPO_ROOT / ".cache"))

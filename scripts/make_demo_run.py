@@ -1,0 +1,73 @@
+"""Build the shipped demo run checkpoints/demo-emoji from a trainer run.
+
+Trains on the built-in emoji set with `python -m core.train` (or takes a
+finished run with --from-run) and keeps what exploring needs, small enough to
+commit: config, status, metrics, samples, the fixed latents, the log, and
+checkpoints/latest.pt reduced to the EMA generator (no D, no optimisers).
+
+    python scripts/make_demo_run.py --minutes 60            # train, then export
+    python scripts/make_demo_run.py --from-run /tmp/my-run  # export only
+"""
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from core import atomic, checkpoint  # noqa: E402
+from core.runfolder import RunFolder  # noqa: E402
+
+DEMO = REPO / "checkpoints" / "demo-emoji"
+MAX_BYTES = 20 * 2**20
+
+
+def train(out: Path, minutes: float, res: int, extra: list[str]) -> None:
+    cmd = [sys.executable, "-m", "core.train", "--out", str(out), "--res", str(res),
+           "--minutes", str(minutes), "--sample-kimg", "4", "--snapshot-kimg", "1000", *extra]
+    subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def export(src: Path, dest: Path) -> None:
+    run, demo = RunFolder(src), RunFolder(dest)
+    status = run.read_status()
+    if status["state"] not in ("finished", "stopped"):
+        sys.exit(f"error: {src} is {status['state']}; export a finished or stopped run")
+    if dest.exists():
+        shutil.rmtree(dest)
+    demo.create()
+    for name in ("config.json", "metrics.jsonl", "latents.pt", "train.log"):
+        shutil.copy2(src / name, dest / name)
+    for png in run.samples.glob("*.png"):
+        shutil.copy2(png, demo.samples / png.name)
+    checkpoint.export_generator(run.latest, demo.latest)
+    # The shipped run is finished and owned by no process.
+    atomic.write_json(demo.status, {**status, "state": "finished", "pid": None,
+                                    "message": "demo run shipped with GANscope (generator only)"})
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    print(f"demo run written to {dest}: {size / 2**20:.1f} MiB")
+    if size > MAX_BYTES:
+        sys.exit(f"error: the demo run is {size / 2**20:.1f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB budget")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--from-run", type=Path, help="export this finished run instead of training")
+    p.add_argument("--minutes", type=float, default=60, help="training time when training here")
+    p.add_argument("--res", type=int, default=64)
+    p.add_argument("--out", type=Path, default=DEMO)
+    args, extra = p.parse_known_args()
+    if args.from_run:
+        export(args.from_run, args.out)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        train(run, args.minutes, args.res, extra)
+        export(run, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Shared fixtures: tiny real image folders and a bounded trainer runner."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+TRAINER_TIMEOUT_S = 180
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Never touch the checkout's data cache from tests."""
+    monkeypatch.setenv("GANSCOPE_CACHE", str(tmp_path / "cache"))
+
+
+def make_images(folder: Path, n: int, size=(40, 48), classes=("a", "b"), seed=0) -> Path:
+    """n small PNGs: smooth colour blobs (real, decodable images), split into class folders."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    for i in range(n):
+        cy, cx = rng.uniform(0, size[0]), rng.uniform(0, size[1])
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * rng.uniform(4, 12) ** 2))
+        colour = rng.uniform(0, 255, 3)
+        pixels = (255 - blob[..., None] * (255 - colour)).astype(np.uint8)
+        sub = folder / classes[i % len(classes)] if classes else folder
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(sub / f"img{i:03d}.png")
+    return folder
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return make_images(tmp_path / "images", 12)
+
+
+# Small and fast: a 32 px model a few channels wide.
+TINY = ["--res", "32", "--batch", "8", "--channels", "8", "--log-every", "10",
+        "--sample-kimg", "0.2", "--snapshot-kimg", "0.2"]
+
+
+def train_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "core.train", *map(str, args)]
+
+
+def run_trainer(*args, timeout=TRAINER_TIMEOUT_S) -> subprocess.CompletedProcess:
+    return subprocess.run(train_cmd(*args), cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def start_trainer(*args, log_path: Path) -> subprocess.Popen:
+    """A trainer in the background; the caller must stop it (see stop_process)."""
+    with open(log_path, "w") as out:
+        return subprocess.Popen(train_cmd(*args), cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def stop_process(proc: subprocess.Popen, timeout=60) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def wait_for(predicate, timeout=90, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
