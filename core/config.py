@@ -80,7 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
                     "Everything is written to the run folder --out: config.json, status.json, "
                     "metrics.jsonl, samples/, checkpoints/, train.log. SIGTERM/SIGINT stop "
                     "cleanly (checkpoint saved, exit 0).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=None)
     a = p.add_argument
     a("--data", help=f"folder or .zip of images, or {BUILTIN_EMOJI} (default: {BUILTIN_EMOJI})")
