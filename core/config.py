@@ -22,7 +22,7 @@ PRESETS = {
 }
 
 # Settings that may change when a run is resumed (how long, and where it runs).
-RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision"}
+RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision", "device_lock"}
 
 
 @dataclass
@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int | None = None
+    device_lock: str = "auto"
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.0
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--device", choices=("auto", "cpu", "cuda", "mps"), help="auto = cuda > mps > cpu (default: auto)")
     a("--precision", choices=("auto", "fp32", "bf16"), help="auto = bf16 autocast on CUDA, else fp32 (default: auto)")
     a("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    a("--device-lock", choices=("auto", "on", "off"), help="wait (state 'queued') until no other "
+      "GANscope run uses the device; auto = on for GPUs (default: auto)")
     a("--lr-g", type=float, help="generator learning rate (default: 2e-4)")
     a("--lr-d", type=float, help="discriminator learning rate (default: 2e-4)")
     a("--beta1", type=float, help="Adam beta1 (default: resnet 0.0, dcgan 0.5)")
@@ -111,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--r1-every", type=int, help="apply R1 every N steps (lazy regularisation) (default: 16)")
     a("--ema-kimg", type=float, help="half-life of the generator EMA in kimg, 0 = off "
       "(default: resnet 10, dcgan 0)")
+    a("--ema-rampup", type=float, help="early on, cap the EMA half-life at this fraction of the images "
+      "seen so far, 0 = off (default: 0.05)")
     a("--aug", choices=("ada", "fixed", "none"), help="differentiable augmentation: adaptive p, "
       "fixed p (--aug-p) or none (default: resnet ada, dcgan none)")
     a("--aug-p", type=float, help="initial (ada) or constant (fixed) augmentation probability (default: 0)")
@@ -156,7 +161,7 @@ def merge_for_resume(saved: dict, given: dict) -> TrainConfig:
         elif key != "out" and cfg.get(key) != value:
             raise ValueError(f"--{key.replace('_', '-')} {value} differs from the run's saved "
                              f"{cfg.get(key)!r}; a resumed run keeps its settings "
-                             f"(only --kimg, --minutes, --device, --threads, --precision may change)")
+                             f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE_OVERRIDES))} may change)")
     config = TrainConfig.from_dict(cfg)
     validate(config)
     return config

@@ -9,6 +9,16 @@ EMOJI_DIR = DATA_DIR / "emoji"
 BUILTIN_EMOJI = "builtin:emoji"  # the --data value of the built-in data set
 
 
+def checkpoints_dir() -> Path:
+    """Where runs live; GANSCOPE_CHECKPOINTS overrides (tests point it at a temp dir)."""
+    return Path(os.environ.get("GANSCOPE_CHECKPOINTS", CHECKPOINTS_DIR))
+
+
+def uploads_dir() -> Path:
+    """Zips uploaded through the app (kept beside the runs that train on them)."""
+    return checkpoints_dir() / ".uploads"
+
+
 def cache_dir() -> Path:
     """Decoded-data cache; GANSCOPE_CACHE overrides (tests point it at a temp dir)."""
     return Path(os.environ.get("GANSCOPE_CACHE", REPO_ROOT / ".cache"))

@@ -12,11 +12,14 @@ Readers of metrics.jsonl must ignore a last line without a trailing newline:
 it may be mid-write.
 """
 import json
+import math
 import os
 import re
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from . import atomic
 
@@ -145,17 +148,49 @@ class StatusWriter:
                 pass  # a full disk must not kill training; the next beat retries
 
 
-def list_runs(root: Path) -> list[dict]:
-    """Run folders under `root` with their status (newest first); unreadable ones say so."""
-    runs = []
-    for path in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")) \
-            if Path(root).exists() else []:
-        run = RunFolder(path)
-        if not run.config.exists():
-            continue
+
+class MetricsTail:
+    """Reads metrics.jsonl incrementally: each call parses only the lines added
+    since the last one. A rewritten file (a resume drops lines past its
+    checkpoint, via an atomic replace) is noticed by its new inode and reread."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.rows: list[dict] = []
+        self._offset = 0
+        self._inode = None
+        self._columns: dict[str, list] = {}
+        self._tabled = 0
+
+    def table(self) -> dict[str, np.ndarray]:
+        """The rows as float columns (None -> NaN), converting only rows new since the last call."""
+        rows = self.read()
+        if self._tabled > len(rows):  # the file was rewritten
+            self._columns, self._tabled = {}, 0
+        for row in rows[self._tabled:]:
+            for key in row.keys() - self._columns.keys():
+                self._columns[key] = [math.nan] * self._tabled
+            for key, col in self._columns.items():
+                value = row.get(key)
+                col.append(math.nan if value is None else value)
+            self._tabled += 1
+        return {key: np.asarray(col, dtype=float) for key, col in self._columns.items()}
+
+    def read(self) -> list[dict]:
         try:
-            status = run.read_status()
-        except (OSError, ValueError):
-            status = {"state": "unknown"}
-        runs.append({"name": path.name, "path": path, **status})
-    return sorted(runs, key=lambda r: r.get("updated_at", 0), reverse=True)
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self.rows, self._offset, self._inode = [], 0, None
+            return self.rows
+        if st.st_ino != self._inode or st.st_size < self._offset:
+            self.rows, self._offset, self._inode = [], 0, st.st_ino
+            self._columns, self._tabled = {}, 0
+        if st.st_size > self._offset:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read(st.st_size - self._offset)
+            end = chunk.rfind(b"\n")  # a line without its newline is still being written
+            if end >= 0:
+                self.rows.extend(json.loads(line) for line in chunk[:end].split(b"\n") if line.strip())
+                self._offset += end + 1
+        return self.rows

@@ -16,13 +16,15 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint
+from . import atomic, checkpoint
 from .augment import AdaptiveP, augment
 from .config import TrainConfig, build_parser, given_options, merge_for_resume, parse_inject_nan, resolve
 from .data import DataError, load_image_set, summarize_skipped
 from .device import autocast, describe, pick_device, resolve_precision
+from .devicelock import DeviceLock
 from .grid import make_grid, save_png, to_uint8
 from .models import build_discriminator, build_generator, model_spec
+from .registry import process_alive
 from .runfolder import RunFolder, StatusWriter
 
 MAX_NAN_RECOVERIES = 3
@@ -449,14 +451,6 @@ def _stderr_is(path) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
-
-
 def check_not_running(run: RunFolder) -> None:
     """Two trainers must never write one run folder."""
     try:
@@ -465,29 +459,72 @@ def check_not_running(run: RunFolder) -> None:
         return
     fresh = time.time() - status.get("heartbeat", 0) < HEARTBEAT_STALE_S
     if status.get("state") in ("starting", "running", "stopping") and fresh and \
-            status.get("pid") != os.getpid() and _alive(status.get("pid")):
+            status.get("pid") != os.getpid() and process_alive(status.get("pid")):
         raise ValueError(f"run {run.path} is already being trained by pid {status['pid']}")
 
 
 def prepare_new_run(run: RunFolder) -> None:
-    """A new run needs an empty --out; a run that failed before saving anything may be redone."""
+    """A new run needs an empty --out, or a run folder with no checkpoint yet.
+
+    The second case covers a run that failed or was stopped before saving
+    anything, and a folder the dashboard made to hold train.log for us.
+    """
     if run.path.exists() and not run.path.is_dir():
         raise ValueError(f"--out {run.path} exists and is not a folder")
     if run.is_empty():
         run.create()
         return
+    is_run = any(p.exists() for p in (run.config, run.status, run.log))
     has_checkpoint = run.checkpoints.exists() and any(run.checkpoints.glob("*.pt"))
-    if not run.config.exists() or has_checkpoint:
+    if not is_run or has_checkpoint:
         raise ValueError(f"--out {run.path} already holds a run or other files; "
                          f"use --resume to continue it, or choose a new --out")
     check_not_running(run)
-    for stale in [run.metrics, run.status, run.log, run.latents, *run.samples.glob("*.png")]:
+    # train.log stays: it may be our own stderr, opened by the dashboard.
+    for stale in [run.metrics, run.latents, *run.samples.glob("*.png")]:
         stale.unlink(missing_ok=True)
     run.create()
 
 
+def wait_for_device(trainer: "Trainer", status: StatusWriter, log: logging.Logger):
+    """Take the device's lock (one run per GPU), waiting as `queued` meanwhile."""
+    mode = trainer.cfg.device_lock
+    if mode == "off" or (mode == "auto" and trainer.device.type != "cuda"):
+        return None
+    index = trainer.device.index if trainer.device.index is not None else 0
+    lock = DeviceLock(f"{trainer.device.type}-{index}" if trainer.device.type == "cuda" else trainer.device.type)
+    while not lock.try_acquire():
+        if trainer.stop.signal is not None:
+            return None
+        message = f"queued: waiting for {lock.key} (in use by pid {lock.holder()})"
+        if status.fields.get("state") != "queued":
+            log.info(message)
+            status.write(state="queued", message=message)
+        time.sleep(1.0)
+    return lock
+
+
+def fail_early(run: RunFolder, message: str) -> None:
+    """Bad input before training: if the dashboard launched us (its status names
+    our pid), record the reason there instead of leaving 'starting' behind."""
+    try:
+        status = run.read_status()
+    except (OSError, ValueError):
+        return
+    if status.get("pid") == os.getpid():
+        atomic.write_json(run.status, {**status, "state": "failed", "message": message,
+                                       "updated_at": time.time(), "heartbeat": time.time()})
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        argv = sys.argv[1:] if argv is None else argv
+        if exit_.code and "--out" in argv[:-1]:
+            fail_early(RunFolder(argv[argv.index("--out") + 1]), "invalid trainer options (see train.log)")
+        raise
     run = RunFolder(args.out)
     given = given_options(args)
     try:
@@ -503,9 +540,12 @@ def main(argv=None) -> int:
             prepare_new_run(run)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        fail_early(run, str(e))
         return 2
 
     cfg.out = str(run.path)
+    if not args.resume:
+        run.write_config(cfg.to_dict())  # visible to the dashboard while data loads or the run queues
     log = setup_logging(run)
     status = StatusWriter(run, state="starting", step=0, kimg=0.0, img_per_sec=0.0,
                           target_kimg=cfg.kimg, target_minutes=cfg.minutes)
@@ -516,6 +556,11 @@ def main(argv=None) -> int:
     try:
         trainer = Trainer(cfg, run, log, status, stop)
         status.update(device=describe(trainer.device), precision=trainer.precision)
+        device_lock = wait_for_device(trainer, status, log)
+        if stop.signal is not None and trainer.step == 0 and not run.latest.exists():
+            status.close(state="stopped", message=f"stopped on {stop.signal} before training started")
+            return 0
+        status.write(state="starting", message="loading data")
         trainer.load_data()
         trainer.build()
         run.write_config({**cfg.to_dict(), "runtime": runtime_info(trainer)})
@@ -530,6 +575,8 @@ def main(argv=None) -> int:
         state = trainer.train()
         status.close(state=state, step=trainer.step, kimg=trainer.nimg / 1000, progress=trainer.progress(),
                      message="stopped; resume to continue" if state == "stopped" else "finished")
+        if device_lock:
+            device_lock.release()
         return 0
     except (DataError, ValueError) as e:
         log.error("%s", e)

@@ -16,9 +16,10 @@ TRAINER_TIMEOUT_S = 180
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """Never touch the checkout's data cache from tests."""
+def isolated_state(tmp_path, monkeypatch):
+    """Never touch the checkout's data cache, runs or the machine's device locks."""
     monkeypatch.setenv("GANSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANSCOPE_LOCKS", str(tmp_path / "locks"))
 
 
 def make_images(folder: Path, n: int, size=(40, 48), classes=("a", "b"), seed=0) -> Path:

@@ -1,0 +1,141 @@
+"""The new-run form's rules, without streamlit: validate what the user entered
+and turn it into trainer settings, or say clearly what is wrong."""
+import hashlib
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import IMAGE_EXTENSIONS
+from .paths import BUILTIN_EMOJI, uploads_dir
+from .registry import Registry, RunError, validate_name
+
+SCAN_LIMIT = 20000  # files looked at when checking that a folder holds images
+
+
+@dataclass
+class NewRun:
+    name: str
+    source: str = "builtin"          # builtin | folder | zip
+    folder: str = ""
+    zip_name: str = ""
+    zip_bytes: bytes | None = None
+    res: int = 64
+    arch: str = "resnet"
+    batch: int | None = None         # None: the architecture's preset
+    length_unit: str = "kimg"        # kimg | minutes
+    length: float = 100.0
+    aug: str | None = None           # None: the preset
+    aug_p: float = 0.0
+    seed: int = 0
+    cond: bool = False
+    device: str = "auto"
+
+
+def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
+    """(trainer options, []) when the form is good, else (None, [one message per problem])."""
+    errors = []
+    try:
+        name = validate_name(form.name)
+        if registry.exists(name):
+            errors.append(f"A run named {name!r} already exists: pick another name.")
+    except RunError as e:
+        errors.append(str(e)[0].upper() + str(e)[1:] + ".")
+    data, labelled = _check_source(form, errors)
+    if form.batch is not None and not 2 <= form.batch <= 4096:
+        errors.append("Batch size must be between 2 and 4096.")
+    if not form.length > 0:
+        errors.append(f"Length must be more than 0 {form.length_unit}.")
+    if form.aug == "fixed" and not 0 <= form.aug_p <= 1:
+        errors.append("Augmentation p must be between 0 and 1.")
+    if form.cond and labelled is False:
+        errors.append("Class-conditional training needs labels: put the images in one subfolder per class.")
+    if form.device == "cuda" and not _cuda_available():
+        errors.append("No CUDA GPU is available on this machine; choose auto or cpu.")
+    if errors:
+        return None, errors
+    options = {"data": data, "res": form.res, "arch": form.arch, "batch": form.batch, "seed": form.seed,
+               "cond": form.cond or None, "device": form.device, "aug": form.aug,
+               form.length_unit: form.length}
+    if form.aug == "fixed":
+        options["aug_p"] = form.aug_p
+    if form.device == "cpu" or (form.device == "auto" and not _cuda_available()):
+        # Leave a core to the app so the dashboard stays responsive.
+        options["threads"] = max(1, (os.cpu_count() or 2) - 1)
+    return {k: v for k, v in options.items() if v is not None}, []
+
+
+def _check_source(form: NewRun, errors: list[str]) -> tuple[str | None, bool | None]:
+    """The --data value and whether the source has class labels (None: unknown)."""
+    if form.source == "builtin":
+        return BUILTIN_EMOJI, True
+    if form.source == "folder":
+        folder = Path(form.folder.strip()).expanduser() if form.folder.strip() else None
+        if folder is None:
+            errors.append("Enter the path of a folder of images.")
+        elif not folder.exists():
+            errors.append(f"Folder not found: {folder}")
+        elif not folder.is_dir():
+            errors.append(f"{folder} is not a folder.")
+        else:
+            images = _image_files(folder)
+            if not images:
+                errors.append(f"No images (.jpg .png .webp .bmp .gif) found in {folder}.")
+                return None, None
+            return str(folder), len({p.relative_to(folder).parts[0] for p in images if p.parent != folder}) > 1
+        return None, None
+    if form.source == "zip":
+        if not form.zip_bytes:
+            errors.append("Upload a .zip of images.")
+            return None, None
+        return _save_upload(form, errors)
+    errors.append(f"Unknown data source {form.source!r}.")
+    return None, None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    found = []
+    for i, path in enumerate(folder.rglob("*")):
+        if i >= SCAN_LIMIT:
+            break
+        if path.suffix.lower() in IMAGE_EXTENSIONS and not any(p.startswith(".") for p in path.parts):
+            found.append(path)
+    return found
+
+
+def _save_upload(form: NewRun, errors: list[str]) -> tuple[str | None, bool | None]:
+    """Check the zip and keep it under checkpoints/.uploads/, named by its content."""
+    import io
+    try:
+        with zipfile.ZipFile(io.BytesIO(form.zip_bytes)) as z:
+            names = [n.replace("\\", "/") for n in z.namelist()]
+    except zipfile.BadZipFile:
+        errors.append(f"{form.zip_name or 'The upload'} is not a valid zip file.")
+        return None, None
+    unsafe = [n for n in names if n.startswith("/") or re.match(r"[A-Za-z]:", n) or ".." in n.split("/")]
+    if unsafe:
+        errors.append(f"Refusing {form.zip_name}: unsafe entry '{unsafe[0]}'.")
+        return None, None
+    images = [n for n in names if Path(n).suffix.lower() in IMAGE_EXTENSIONS and "__MACOSX" not in n]
+    if not images:
+        errors.append(f"No images (.jpg .png .webp .bmp .gif) found in {form.zip_name}.")
+        return None, None
+    digest = hashlib.sha256(form.zip_bytes).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(form.zip_name or "upload.zip").stem)[:40]
+    target = uploads_dir() / f"{stem}-{digest}.zip"
+    if not target.exists():
+        from .atomic import write_bytes
+        write_bytes(target, form.zip_bytes)
+    tops = {n.split("/")[0] for n in images if "/" in n}
+    return str(target), len(tops) > 1 or None
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def suggested_name(form_source: str, res: int, stamp: str) -> str:
+    base = {"builtin": "emoji"}.get(form_source, form_source)
+    return f"{base}-{res}px-{stamp}"

@@ -1,0 +1,135 @@
+"""AppTest of Home and the Training page over real run folders and real trainer processes."""
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO, TINY, make_images, run_trainer, wait_for
+from core.registry import Registry
+
+HOME = str(REPO / "Home.py")
+TRAINING = str(REPO / "pages" / "1_Training.py")
+DEMO = REPO / "checkpoints" / "demo-emoji"
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(root))
+    yield root
+    registry = Registry(root)
+    for run in registry.runs():
+        if run.active:
+            registry.stop(run.name, timeout=20)
+
+
+@pytest.fixture
+def finished_run(runs_root, tmp_path):
+    data = make_images(tmp_path / "images", 12)
+    assert run_trainer("--data", data, "--out", runs_root / "tiny", *TINY, "--kimg", "0.4").returncode == 0
+    return "tiny"
+
+
+def app(path):
+    return AppTest.from_file(path, default_timeout=60)
+
+
+def test_home_without_runs(runs_root):
+    at = app(HOME).run()
+    assert not at.exception
+    assert at.title[0].value == "GANscope"
+    assert "No runs yet" in at.info[0].value
+    assert at.button[0].label.startswith("Train on the built-in emoji set")
+
+
+def test_home_lists_the_demo_run(runs_root):
+    if not (DEMO / "config.json").exists():
+        pytest.skip("no demo run in this checkout")
+    shutil.copytree(DEMO, runs_root / "demo-emoji")
+    at = app(HOME).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["demo-emoji"] and table["state"][0] == "✅ finished"
+
+
+def test_training_page_without_runs(runs_root):
+    at = app(TRAINING).run()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["Monitor", "New run", "Compare"]
+    assert "No runs yet" in at.info[0].value
+
+
+def test_training_page_shows_a_finished_run(finished_run):
+    at = app(TRAINING).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["State"] == "finished" and metrics["Step"] == "50" and metrics["kimg"] == "0.40"
+    labels = [b.label for b in at.button]
+    assert "Resume" in labels and "Stop" not in labels
+    assert at.select_slider[0].options == ["0", "25", "50"]  # every saved grid
+    at.select_slider[0].set_value(25).run()
+    assert not at.exception
+
+
+def test_training_page_monitors_and_stops_a_live_run(runs_root, tmp_path):
+    data = make_images(tmp_path / "images", 12)
+    registry = Registry(runs_root)
+    registry.start("live", {"data": str(data), "kimg": 1000, "res": 32, "batch": 8, "channels": 8,
+                            "log_every": 5, "threads": 1})
+    wait_for(lambda: registry.get("live").state == "running" and registry.get("live").folder.metrics.exists(),
+             what="running with metrics")
+    at = app(TRAINING).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["State"] == "running"
+    by_label(at.button, "Stop").click().run()
+    assert not at.exception
+    assert registry.get("live").state == "stopped"
+    assert {m.label: m.value for m in at.metric}["State"] == "stopped"
+
+
+def by_label(elements, label):
+    return next(e for e in elements if e.label == label)
+
+
+def _launch(at, **fields):
+    """Fill the New run form and press Launch; returns the error messages shown."""
+    if "source" in fields:
+        by_label(at.radio, "Data").set_value(fields["source"]).run()
+    if "folder" in fields:
+        by_label(at.text_input, "Folder path").set_value(fields["folder"])
+    if "cond" in fields:
+        next(c for c in at.checkbox if c.label.startswith("Class-conditional")).set_value(fields["cond"])
+    by_label(at.text_input, "Run name").set_value(fields.get("name", "ok-name"))
+    by_label(at.button, "Launch").click().run()
+    return [e.value for e in at.error]
+
+
+def test_new_run_form_validation(runs_root, finished_run, tmp_path):
+    at = app(TRAINING).run()
+    assert any("Invalid run name '../escape'" in e for e in _launch(at, name="../escape"))
+    assert any("already exists" in e for e in _launch(at, name=finished_run))
+    at = app(TRAINING).run()
+    assert "Enter the path of a folder" in _launch(at, source="Folder on this machine", folder="")[0]
+    assert "Folder not found" in _launch(at, source="Folder on this machine", folder=str(tmp_path / "nope"))[0]
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("hi")
+    assert "No images" in _launch(at, source="Folder on this machine", folder=str(empty))[0]
+    flat = make_images(tmp_path / "flat", 3, classes=())
+    errors = _launch(at, source="Folder on this machine", folder=str(flat), cond=True)
+    assert any("needs labels" in e for e in errors)
+    assert Registry(runs_root).runs()[0].name == finished_run and len(Registry(runs_root).runs()) == 1
+
+
+def test_new_run_form_launches_a_run(runs_root, tmp_path):
+    data = make_images(tmp_path / "imgs", 8)
+    at = app(TRAINING).run()
+    errors = _launch(at, source="Folder on this machine", folder=str(data), name="from-form")
+    assert errors == []
+    registry = Registry(runs_root)
+    run = registry.get("from-form")
+    assert run.active
+    wait_for(lambda: registry.get("from-form").config.get("data") == str(data), what="config")
+    assert registry.get("from-form").config["threads"] >= 1  # CPU runs leave a core to the app
+    assert registry.stop("from-form").state in ("stopped", "failed")
