@@ -19,6 +19,16 @@ def get_registry(root: str) -> Registry:
 
 
 registry = get_registry(str(checkpoints_dir()))
+
+
+def follow_default(key: str, default):
+    """Keep a keyed widget on its suggested default until the user edits it.
+
+    Passing a changing `value=` would make Streamlit treat the widget as new
+    and throw away what the user typed."""
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(f"{key}-default"):
+        st.session_state[key] = default
+    st.session_state[f"{key}-default"] = default
 st.title("Training")
 
 tab_monitor, tab_new, tab_compare = st.tabs(["Monitor", "New run", "Compare"])
@@ -41,8 +51,8 @@ with tab_new:
     arch = mid.selectbox("Architecture", ["resnet", "dcgan"],
                          help="resnet: the small-data recipe (R1, EMA, adaptive augmentation). "
                               "dcgan: the PyTorch tutorial, as a baseline.")
-    batch = right.number_input("Batch size", min_value=2, max_value=4096,
-                               value=128 if arch == "dcgan" else 32, step=8)
+    follow_default("batch", 128 if arch == "dcgan" else 32)
+    batch = right.number_input("Batch size", min_value=2, max_value=4096, step=8, key="batch")
     left, mid, right = st.columns(3)
     unit = left.radio("Length in", ["kimg", "minutes"], horizontal=True,
                       help="kimg: thousands of real images shown to D.")
@@ -54,7 +64,8 @@ with tab_new:
     aug_p = mid.slider("Fixed p", 0.0, 1.0, 0.2, disabled=aug != "fixed")
     device = right.selectbox("Device", ["auto", "cpu", "cuda"])
     cond = st.checkbox("Class-conditional (needs labels: subfolders, or the emoji categories)")
-    name = st.text_input("Run name", value=suggested_name(source_key, res, time.strftime("%m%d-%H%M")))
+    follow_default("run-name", suggested_name(source_key, res, time.strftime("%m%d-%H%M")))
+    name = st.text_input("Run name", key="run-name")
     if st.button("Launch", type="primary"):
         form = NewRun(name=name, source=source_key, folder=folder, res=res, arch=arch, batch=int(batch),
                       length_unit=unit, length=float(length), aug=None if aug == "preset" else aug,
