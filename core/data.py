@@ -332,6 +332,11 @@ def _resize(image: Image.Image, width: int, height: int) -> Image.Image:
 # --- classes ----------------------------------------------------------------------
 
 
+def class_names_of(names: list[str]) -> list[str]:
+    """The classes a set of relative image names would get ([] = unlabelled)."""
+    return _labels(names)[1]
+
+
 def _labels(names: list[str]) -> tuple[np.ndarray | None, list[str]]:
     """Class = first folder below the folders that wrap every image.
 

@@ -33,6 +33,7 @@ PANELS = [
     ("Learning rate", [("lr", "lr G"), ("lr_d", "lr D")]),
 ]
 COMPARABLE = {key: name for _, keys in PANELS for key, name in keys}
+UNSMOOTHED = {"lr", "lr_d"}
 
 
 def badge(state: str) -> str:
@@ -80,6 +81,7 @@ def _panel_layout() -> go.Layout:
     fig = make_subplots(rows=2, cols=3, subplot_titles=[title for title, _ in PANELS],
                         horizontal_spacing=0.06, vertical_spacing=0.14)
     fig.update_xaxes(title_text="kimg", row=2)
+    fig.update_yaxes(rangemode="tozero", row=2, col=3)  # learning rate: show halvings against 0
     fig.update_layout(height=520, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
     return fig.layout
 
@@ -91,7 +93,8 @@ def training_figure(table: dict[str, np.ndarray], smoothing: float = 0.0, log_y:
     for i, (_, keys) in enumerate(PANELS):
         axis = "" if i == 0 else str(i + 1)
         for key, name in keys:
-            x, y = curve(table, key, smoothing)
+            # Learning rates are step functions: smoothing would only blur their halvings.
+            x, y = curve(table, key, 0.0 if key in UNSMOOTHED else smoothing)
             traces.append(go.Scattergl(x=x, y=y, name=name, mode="lines", xaxis=f"x{axis}", yaxis=f"y{axis}"))
     fig = go.Figure(data=traces, layout=_panel_layout())
     if log_y:

@@ -1,13 +1,15 @@
 """The new-run form's rules, without streamlit: validate what the user entered
 and turn it into trainer settings, or say clearly what is wrong."""
 import hashlib
+import io
 import os
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import IMAGE_EXTENSIONS
+from .atomic import write_bytes
+from .data import IMAGE_EXTENSIONS, class_names_of
 from .paths import BUILTIN_EMOJI, uploads_dir
 from .registry import Registry, RunError, validate_name
 
@@ -83,7 +85,7 @@ def _check_source(form: NewRun, errors: list[str]) -> tuple[str | None, bool | N
             if not images:
                 errors.append(f"No images (.jpg .png .webp .bmp .gif) found in {folder}.")
                 return None, None
-            return str(folder), len({p.relative_to(folder).parts[0] for p in images if p.parent != folder}) > 1
+            return str(folder), bool(class_names_of([p.relative_to(folder).as_posix() for p in images]))
         return None, None
     if form.source == "zip":
         if not form.zip_bytes:
@@ -106,7 +108,6 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _save_upload(form: NewRun, errors: list[str]) -> tuple[str | None, bool | None]:
     """Check the zip and keep it under checkpoints/.uploads/, named by its content."""
-    import io
     try:
         with zipfile.ZipFile(io.BytesIO(form.zip_bytes)) as z:
             names = [n.replace("\\", "/") for n in z.namelist()]
@@ -125,10 +126,8 @@ def _save_upload(form: NewRun, errors: list[str]) -> tuple[str | None, bool | No
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(form.zip_name or "upload.zip").stem)[:40]
     target = uploads_dir() / f"{stem}-{digest}.zip"
     if not target.exists():
-        from .atomic import write_bytes
         write_bytes(target, form.zip_bytes)
-    tops = {n.split("/")[0] for n in images if "/" in n}
-    return str(target), len(tops) > 1 or None
+    return str(target), bool(class_names_of(images))
 
 
 def _cuda_available() -> bool:

@@ -93,10 +93,9 @@ class Registry:
 
     # -- reading -----------------------------------------------------------------
     def path_of(self, name: str) -> Path:
-        path = (self.root / validate_name(name)).resolve()
-        if path.parent != self.root.resolve():
-            raise RunError(f"invalid run name {name!r}")
-        return path
+        # A validated name is one plain folder name, so the path stays in root.
+        # The run folder itself may be a symlink to a run kept elsewhere.
+        return self.root.resolve() / validate_name(name)
 
     def runs(self) -> list[Run]:
         """Every run, most recently updated first."""
@@ -198,7 +197,10 @@ class Registry:
         run = self.get(name)
         if run.active:
             raise RunError(f"{name} is {run.state}; stop it before deleting it")
-        shutil.rmtree(run.path)
+        if run.path.is_symlink():
+            run.path.unlink()  # a linked run: remove the link, not the run it points to
+        else:
+            shutil.rmtree(run.path)
 
     def rename(self, name: str, new_name: str) -> Run:
         run = self.get(name)

@@ -557,7 +557,7 @@ def main(argv=None) -> int:
         trainer = Trainer(cfg, run, log, status, stop)
         status.update(device=describe(trainer.device), precision=trainer.precision)
         device_lock = wait_for_device(trainer, status, log)
-        if stop.signal is not None and trainer.step == 0 and not run.latest.exists():
+        if stop.signal is not None:  # stopped while queued: nothing has changed
             status.close(state="stopped", message=f"stopped on {stop.signal} before training started")
             return 0
         status.write(state="starting", message="loading data")

@@ -161,3 +161,14 @@ def test_stop_right_after_launch_ends_stopped(registry, data):
     registry.resume("brief")  # and it can still be started again
     wait_for(lambda: _state(registry, "brief") == "running", what="running")
     assert registry.stop("brief").state == "stopped"
+
+
+def test_a_linked_run_is_listed_and_deleting_removes_only_the_link(registry, data, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    registry.start("real", {"data": data, "kimg": 0.04, **TINY_OPTIONS})
+    wait_for(lambda: _state(registry, "real") == "finished", what="finished")
+    registry.get("real").path.rename(elsewhere)
+    (registry.root / "linked").symlink_to(elsewhere)
+    assert registry.get("linked").state == "finished"
+    registry.delete("linked")
+    assert elsewhere.exists() and not (registry.root / "linked").exists()

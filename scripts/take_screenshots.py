@@ -1,0 +1,38 @@
+"""Screenshots of app pages for the README, with Debian's Chromium through Playwright.
+
+Start the app first (bash scripts/start.sh, or streamlit run Home.py), then:
+
+    python scripts/take_screenshots.py http://127.0.0.1:8501 docs/screenshots Home= Training=Training
+"""
+import argparse
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("base_url")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("shots", nargs="+", help="NAME=PATH pairs: saves NAME.png of BASE_URL/PATH")
+    p.add_argument("--wait-ms", type=int, default=6000, help="time for charts and images to render")
+    args = p.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for shot in args.shots:
+            name, _, path = shot.partition("=")
+            page.goto(f"{args.base_url.rstrip('/')}/{path}")
+            page.locator("h1").first.wait_for(timeout=120_000)  # the first load imports torch
+            page.wait_for_timeout(args.wait_ms)
+            page.screenshot(path=str(args.out_dir / f"{name}.png"), full_page=True)
+            print(f"saved {args.out_dir / f'{name}.png'}")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
