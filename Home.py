@@ -49,6 +49,7 @@ with right:
             st.session_state["run"] = name
             st.switch_page("pages/1_Training.py")
     st.page_link("pages/1_Training.py", label="Training: launch, monitor, compare runs", icon="📈")
+    st.page_link("pages/2_Latent_Lab.py", label="Latent Lab: seeds, truncation, interpolation, edits", icon="🧪")
 
 with left:
     st.subheader("Runs")

@@ -104,6 +104,10 @@ class DCGANGenerator(nn.Module):
         z = self.cond(z, c)
         return self.main(z[:, :, None, None])
 
+    def early_features(self, z, c=None):
+        """Activations after the second layer (8x8), for GANSpace-style PCA."""
+        return self.main[:6](self.cond(z, c)[:, :, None, None])
+
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, res, channels=64, n_classes=0):
@@ -211,12 +215,17 @@ class ResNetGenerator(nn.Module):
         self.apply(_he_init)
         nn.init.normal_(self.to_rgb.weight, 0.0, 0.02)  # start near grey, not saturated
 
-    def forward(self, z, c=None):
+    def _base(self, z, c):
         z = self.cond(z, c)
         h = self.fc(z).view(z.shape[0], self.base_channels, 4, 4)
-        h = self.norm(F.leaky_relu(h, 0.2))
-        h = self.blocks(h)
-        return torch.tanh(self.to_rgb(h))
+        return self.norm(F.leaky_relu(h, 0.2))
+
+    def forward(self, z, c=None):
+        return torch.tanh(self.to_rgb(self.blocks(self._base(z, c))))
+
+    def early_features(self, z, c=None):
+        """Activations after the first upsampling block (8x8), for GANSpace-style PCA."""
+        return self.blocks[0](self._base(z, c))
 
 
 class ResNetDiscriminator(nn.Module):

@@ -70,3 +70,33 @@ def test_launch_watch_and_stop_a_run(app_server, browser_page, runs_dir, tmp_pat
     status = json.loads((runs_dir / "e2e-run" / "status.json").read_text())
     assert status["state"] == "stopped"
     assert not alive(status["pid"]), f"trainer {status['pid']} still running after Stop"
+
+
+def editor_image_src(page) -> str:
+    """The src of the Latent Lab's main image (captioned 'seed N'); it changes with the picture."""
+    image = page.get_by_test_id("stImage").filter(has_text=re.compile(r"^seed \d+$")).locator("img")
+    return image.get_attribute("src")
+
+
+def test_latent_lab_slider_changes_the_image(app_server, browser_page, runs_dir, tmp_path):
+    from conftest import make_images, run_trainer
+    data = make_images(tmp_path / "images", 8, classes=())
+    trained = run_trainer("--data", data, "--out", runs_dir / "tiny", "--res", "32", "--batch", "8",
+                          "--channels", "8", "--kimg", "0.08")
+    assert trained.returncode == 0, trained.stderr
+    page = browser_page
+    with screenshot_on_failure(page, tmp_path / "lab-failure.png"):
+        page.goto(f"{app_server}/Latent_Lab")
+        slider = page.get_by_role("slider", name="Direction 1")
+        expect(slider).to_be_visible(timeout=SLOW_MS)
+        before = editor_image_src(page)
+        slider.focus()
+        for _ in range(10):  # ten steps of 0.1: one standard deviation along the top direction
+            page.keyboard.press("ArrowRight")
+        expect(slider).to_have_value("1", timeout=10_000)
+        page.wait_for_function(
+            "before => [...document.querySelectorAll('[data-testid=stImage]')]"
+            ".some(e => /^seed \\d+$/.test(e.innerText.trim()) && e.querySelector('img').src !== before)",
+            arg=before, timeout=30_000)
+        assert editor_image_src(page) != before
+        assert "edits=0%3A1" in page.url or "edits=0:1" in page.url  # the view is in the link
