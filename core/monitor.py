@@ -31,6 +31,7 @@ PANELS = [
     ("Augmentation p", [("aug_p", "p"), ("rt", "r_t")]),
     ("Throughput (img/s)", [("img_per_sec", "img/s")]),
     ("Learning rate", [("lr", "lr G"), ("lr_d", "lr D")]),
+    ("KID (--kid-kimg)", [("kid", "KID")]),
 ]
 COMPARABLE = {key: name for _, keys in PANELS for key, name in keys}
 UNSMOOTHED = {"lr", "lr_d"}
@@ -78,16 +79,16 @@ def curve(table: dict[str, np.ndarray], key: str, smoothing: float = 0.0, max_po
 @lru_cache(maxsize=1)
 def _panel_layout() -> go.Layout:
     # make_subplots costs ~20 ms: build the empty 2x3 grid once and reuse its layout.
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[title for title, _ in PANELS],
-                        horizontal_spacing=0.06, vertical_spacing=0.14)
+    fig = make_subplots(rows=2, cols=4, subplot_titles=[title for title, _ in PANELS],
+                        horizontal_spacing=0.05, vertical_spacing=0.14)
     fig.update_xaxes(title_text="kimg", row=2)
-    fig.update_yaxes(rangemode="tozero", row=2, col=3)  # learning rate: show halvings against 0
+    fig.update_yaxes(rangemode="tozero", row=2, col=2)  # learning rate: show halvings against 0
     fig.update_layout(height=520, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
     return fig.layout
 
 
 def training_figure(table: dict[str, np.ndarray], smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
-    """The monitor's six panels. Traces name their axes directly (x2/y2...), which
+    """The monitor's panels (2 x 4). Traces name their axes directly (x2/y2...), which
     is much cheaper than add_trace(row=, col=) on a large figure."""
     traces = []
     for i, (_, keys) in enumerate(PANELS):

@@ -7,28 +7,19 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import checkpoint, latent
+from core import latent
 from core.grid import make_grid
-from core.paths import checkpoints_dir
-from core.registry import Registry
 from core.viewstate import LabState, from_params, to_params
+from ui.pickers import checkpoint_names, load_generator, load_or_stop, runs_with_checkpoints
 
 st.set_page_config(page_title="Latent Lab · GANscope", page_icon="🔭", layout="wide")
 GRID = 16        # seeds in the seed browser
 N_EDITS = 8      # unsupervised directions shown as sliders
 
 
-@st.cache_resource(max_entries=4)
-def load_G(path: str, mtime: float, which: str):
-    """Loaded once per checkpoint file version; `mtime` makes a rewritten latest.pt reload."""
-    G, ckpt = checkpoint.load_generator(path, which)
-    return G, {"model": ckpt["model"], "class_names": ckpt.get("class_names", []),
-               "nets": [k for k in ("G_ema", "G") if k in ckpt], "counters": ckpt.get("counters", {})}
-
-
 @st.cache_data(max_entries=16, show_spinner="Computing edit directions for this checkpoint…")
 def directions(path: str, mtime: float, which: str, method: str):
-    G, _ = load_G(path, mtime, which)
+    G, _ = load_generator(path, mtime, which)
     fn = latent.sefa_directions if method == "sefa" else latent.ganspace_directions
     d, variance = fn(G, k=N_EDITS)
     return d.numpy(), variance.numpy()
@@ -36,7 +27,7 @@ def directions(path: str, mtime: float, which: str, method: str):
 
 @st.cache_data(max_entries=64)
 def seed_grid(path: str, mtime: float, which: str, first: int, psi: float, cls: int | None):
-    G, _ = load_G(path, mtime, which)
+    G, _ = load_generator(path, mtime, which)
     z = latent.truncate(latent.seed_latents(range(first, first + GRID), G.z_dim), psi)
     return latent.render(G, z, None if cls is None else torch.full((GRID,), cls))
 
@@ -44,7 +35,7 @@ def seed_grid(path: str, mtime: float, which: str, first: int, psi: float, cls: 
 @st.cache_data(max_entries=32)
 def interpolation(path: str, mtime: float, which: str, keys: tuple, mode: str, frames: int, psi: float,
                   cls: int | None):
-    G, _ = load_G(path, mtime, which)
+    G, _ = load_generator(path, mtime, which)
     z = latent.interpolate(latent.seed_latents(keys, G.z_dim), frames, mode)
     return latent.render(G, latent.truncate(z, psi), None if cls is None else torch.full((frames,), cls))
 
@@ -75,7 +66,7 @@ if "lab" not in st.session_state:  # first load: the URL is the starting state
     st.session_state.lab = from_params(st.query_params.to_dict())
 state: LabState = st.session_state.lab
 
-runs = [r for r in Registry(checkpoints_dir()).runs() if r.folder.latest.exists()]
+runs = runs_with_checkpoints()
 if not runs:
     st.info("No trained generator yet: start a run on the Training page.")
     st.stop()
@@ -86,23 +77,19 @@ if state.run not in names:
 with st.sidebar:
     state.run = st.selectbox("Run", names, index=names.index(state.run))
     run = runs[names.index(state.run)]
-    ckpts = ["latest.pt"] + [f"step-{s:08d}.pt" for s in reversed(run.folder.snapshot_steps())]
+    ckpts = checkpoint_names(run)
     if state.ckpt not in ckpts:
         state.ckpt = "latest.pt"
     state.ckpt = st.selectbox("Checkpoint", ckpts, index=ckpts.index(state.ckpt),
                               help="latest.pt is refreshed while a run trains")
     path = run.folder.checkpoints / state.ckpt
     mtime = path.stat().st_mtime
-    try:
-        _, info = load_G(str(path), mtime, "G_ema")
-    except (RuntimeError, ValueError, KeyError, OSError) as e:
-        st.error(f"Cannot load {state.run}/{state.ckpt}: {str(e).splitlines()[0]}")
-        st.stop()
+    _, info = load_or_stop(path)
     if state.net not in info["nets"]:
         state.net = "G_ema"
     state.net = st.radio("Network", info["nets"], index=info["nets"].index(state.net), horizontal=True,
                          help="G_ema: the moving average of G's weights, usually cleaner")
-    G, info = load_G(str(path), mtime, state.net)
+    G, info = load_generator(str(path), mtime, state.net)
     cls = None
     if info["class_names"]:
         state.cls = min(state.cls, len(info["class_names"]) - 1)

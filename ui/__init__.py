@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages (views only: the logic lives in core/)."""
