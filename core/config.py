@@ -22,7 +22,8 @@ PRESETS = {
 }
 
 # Settings that may change when a run is resumed (how long, and where it runs).
-RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision", "device_lock"}
+RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision", "device_lock", "kid_kimg",
+                       "kid_images"}
 
 
 @dataclass
@@ -60,6 +61,8 @@ class TrainConfig:
     sample_kimg: float = 4.0
     snapshot_kimg: float = 50.0
     latest_minutes: float = 1.0
+    kid_kimg: float | None = None      # None = auto: every 50 kimg on a GPU, off on CPU
+    kid_images: int = 1000
     inject_nan: str | None = None
 
     def to_dict(self) -> dict:
@@ -126,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--sample-kimg", type=float, help="save a sample grid every N kimg (default: 4)")
     a("--snapshot-kimg", type=float, help="keep a full checkpoint snapshot every N kimg (default: 50)")
     a("--latest-minutes", type=float, help="refresh checkpoints/latest.pt at most every N minutes (default: 1)")
+    a("--kid-kimg", type=float, help="compute KID (Inception features, vs the real images) every N kimg "
+      "and log it; 0 = off (default: 50 on a GPU, off on CPU)")
+    a("--kid-images", type=int, help="generated images per KID measurement (default: 1000)")
     a("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     a("--inject-nan", metavar="STEP[:TIMES]", help="testing aid: poison the loss at STEP (TIMES times, "
       "default 1) to exercise NaN recovery")
@@ -184,6 +190,8 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.sample_kimg > 0 and cfg.snapshot_kimg > 0 and cfg.latest_minutes >= 0,
          "--sample-kimg and --snapshot-kimg must be positive")
     need(cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1")
+    need(cfg.kid_kimg is None or cfg.kid_kimg >= 0, "--kid-kimg must be 0 (off) or positive")
+    need(cfg.kid_images >= 10, "--kid-images must be at least 10")
     ops = [o for o in cfg.aug_ops.split(",") if o]
     need(ops and all(o in OPS for o in ops), f"--aug-ops takes a comma-separated subset of {','.join(OPS)}")
     if cfg.inject_nan is not None:

@@ -62,6 +62,8 @@ class Trainer:
         self.nan_recoveries = 0
         self.lr_scale = 1.0
         self.nan_injections_left = 0
+        self.kid_real = None     # Inception features of the training images, loaded on first use
+        self.pending_kid = None  # the last KID, written with the next metrics line
         self.nan_inject_step = -1
         if cfg.inject_nan:
             self.nan_inject_step, self.nan_injections_left = parse_inject_nan(cfg.inject_nan)
@@ -315,6 +317,9 @@ class Trainer:
             "aug_p": float(self.ada.p), "img_per_sec": round(img_per_sec, 2),
             "lr": self.cfg.lr_g * self.lr_scale, "lr_d": self.cfg.lr_d * self.lr_scale,
         }
+        if self.pending_kid:
+            row.update(self.pending_kid)
+            self.pending_kid = None
         self.run.append_metrics(row)
         self.acc.zero_()
         self.acc_steps = self.acc_r1 = 0
@@ -345,6 +350,26 @@ class Trainer:
         self.log.warning("non-finite loss or weights by step %d: reloaded step %d, learning rates now "
                          "x%g (recovery %d of %d)", bad_step, self.step, scale, recoveries, MAX_NAN_RECOVERIES)
         self.status.update(nan_recoveries=recoveries, lr_scale=scale)
+
+    # -- KID during training --------------------------------------------------
+    def kid_every(self) -> float:
+        if self.cfg.kid_kimg is None:  # auto: affordable on a GPU, too slow on CPU
+            return 50.0 if self.device.type == "cuda" else 0.0
+        return self.cfg.kid_kimg
+
+    @torch.no_grad()
+    def measure_kid(self):
+        """KID of G_ema against the training images (fixed seeds: no training RNG is used)."""
+        from . import evaluate, features, metrics
+        if self.kid_real is None:
+            self.kid_real = features.cached_features(self.data.key, lambda: self.data.images, "inception")
+        self.sync_ema_if_off()
+        labels = self.data.labels if self.class_names else None
+        fakes, _ = evaluate.fake_images(self.G_ema, self.cfg.kid_images, seed=0, labels=labels)
+        fake = features.extract(fakes, "inception", device=self.device)
+        kid, se = metrics.kid(self.kid_real, fake)
+        self.pending_kid = {"kid": kid, "kid_se": se}
+        self.log.info("KID %.5f ± %.5f at step %d (%d generated images)", kid, se, self.step, len(fakes))
 
     def finished(self) -> bool:
         if self.cfg.minutes is not None:
@@ -379,9 +404,10 @@ class Trainer:
             log_due = self.step % cfg.log_every == 0
             sample_due = self.crossed(cfg.sample_kimg)
             snapshot_due = self.crossed(cfg.snapshot_kimg)
+            kid_due = self.kid_every() > 0 and self.crossed(self.kid_every())
             self.status.update(step=self.step, kimg=self.nimg / 1000, progress=self.progress(),
                                train_seconds=self.train_seconds)
-            if not (log_due or sample_due or snapshot_due or done or stopping):
+            if not (log_due or sample_due or snapshot_due or kid_due or done or stopping):
                 continue
             if stopping:
                 self.status.write(state="stopping", message=f"stopping on {self.stop.signal}")
@@ -389,6 +415,8 @@ class Trainer:
                 self.recover_from_nan()
                 interval_start, interval_nimg0 = time.perf_counter(), self.nimg
                 continue
+            if kid_due:
+                self.measure_kid()
             if log_due:
                 now = time.perf_counter()
                 self.write_metrics(now - interval_start, self.nimg - interval_nimg0)

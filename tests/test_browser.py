@@ -100,3 +100,21 @@ def test_latent_lab_slider_changes_the_image(app_server, browser_page, runs_dir,
             arg=before, timeout=30_000)
         assert editor_image_src(page) != before
         assert "edits=0%3A1" in page.url or "edits=0:1" in page.url  # the view is in the link
+
+
+def test_map_page_shows_real_and_generated_points(app_server, browser_page, runs_dir, tmp_path):
+    from conftest import make_images, run_trainer
+    data = make_images(tmp_path / "images", 16, classes=())
+    trained = run_trainer("--data", data, "--out", runs_dir / "tiny", "--res", "32", "--batch", "8",
+                          "--channels", "8", "--kimg", "0.08")
+    assert trained.returncode == 0, trained.stderr
+    page = browser_page
+    with screenshot_on_failure(page, tmp_path / "map-failure.png"):
+        page.goto(f"{app_server}/Map?map=pca&fake=100")
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=SLOW_MS)
+        # Read the plotted traces from the graph element itself (WebGL draws are not in the DOM).
+        counts = page.wait_for_function(
+            "() => { const g = document.querySelector('.js-plotly-plot');"
+            " if (!g || !g._fullData) return null;"  # x/y arrive binary-encoded: use plotly's own count
+            " return Object.fromEntries(g._fullData.map(t => [t.name, t._length])); }", timeout=SLOW_MS).json_value()
+        assert counts == {"real": 16, "latest.pt": 100}, counts

@@ -1,0 +1,128 @@
+"""Real vs Fake: side by side, nearest real image of each fake, a blind quiz, quality metrics."""
+import random
+
+import numpy as np
+import streamlit as st
+
+from core import evaluate, metrics
+from core.grid import make_grid
+from ui.embedding import fake_features, fake_images_of, real_features, real_images_of, share_cpu_with_training
+from ui.pickers import load_or_stop, pick_run_and_checkpoint, runs_with_checkpoints
+
+st.set_page_config(page_title="Real vs Fake · GANscope", page_icon="🔭", layout="wide")
+st.title("Real vs Fake")
+
+runs = runs_with_checkpoints()
+if not runs:
+    st.info("No trained generator yet: start a run on the Training page.")
+    st.stop()
+run, path = pick_run_and_checkpoint(runs, st.query_params.get("run", ""))
+G, info = load_or_stop(path)
+mtime = path.stat().st_mtime
+
+
+@st.cache_data(max_entries=8, show_spinner="Finding the near-copy threshold…")
+def copy_threshold(key: str, _feats) -> float:
+    return evaluate.copy_threshold(_feats)
+
+
+real_images, real_labels, class_names, data_key = real_images_of(str(run.path))
+with st.sidebar:
+    count = st.select_slider("Images per side", [8, 16, 32, 64], value=32)
+    cls = None
+    if class_names and info["class_names"]:
+        choice = st.selectbox("Class", ["all"] + class_names)
+        cls = None if choice == "all" else class_names.index(choice)
+    if st.button("Reshuffle"):
+        st.session_state["shuffle"] = random.randrange(1_000_000)
+shuffle = st.session_state.get("shuffle", 0)
+
+fakes, fake_classes = fake_images_of(str(path), mtime, 512, shuffle, G, real_labels)
+rng = np.random.default_rng(shuffle)
+real_pool = np.arange(len(real_images)) if cls is None or real_labels is None else np.flatnonzero(real_labels == cls)
+fake_pool = np.arange(len(fakes)) if cls is None or fake_classes is None else np.flatnonzero(fake_classes == cls)
+real_pick = rng.choice(real_pool, size=min(count, len(real_pool)), replace=False)
+fake_pick = fake_pool[:count]
+
+tab_side, tab_nearest, tab_quiz, tab_metrics = st.tabs(["Side by side", "Nearest real image", "Quiz", "Metrics"])
+
+with tab_side:
+    left, right = st.columns(2)
+    columns = 8 if count >= 32 else 4
+    left.image(make_grid(real_images[real_pick], columns=columns), caption=f"{len(real_pick)} real images",
+               width="stretch")
+    right.image(make_grid(fakes[fake_pick], columns=columns), caption=f"{len(fake_pick)} generated images",
+                width="stretch")
+
+with tab_nearest:
+    st.caption("For each generated image, its three nearest training images in EfficientNet-Lite0 feature "
+               "space, closest first. A fake nearer to a training image than 98% of training images are to "
+               "their own nearest neighbour is flagged as a likely copy: with small data sets, a GAN that "
+               "memorises shows up here first.")
+    feats = real_features(data_key, real_images)
+    threshold = copy_threshold(data_key, feats)
+    fake_feats = fake_features(f"{path}#{shuffle}", mtime, fakes[fake_pick])
+    idx, dist = metrics.nearest(feats, fake_feats, k=3)
+    order = np.argsort(dist[:, 0])
+    flagged = int((dist[:, 0] < threshold).sum())
+    (st.warning if flagged else st.success)(
+        f"{flagged} of {len(fake_pick)} generated images are likely near-copies of training images "
+        f"(threshold {threshold:.2f}).")
+    for row in order[: min(16, len(order))]:
+        cols = st.columns([1, 1, 1, 1, 2])
+        cols[0].image(fakes[fake_pick][row], caption="generated", width="stretch")
+        for j in range(3):
+            cols[j + 1].image(real_images[idx[row, j]], caption=f"d = {dist[row, j]:.2f}", width="stretch")
+        if dist[row, 0] < threshold:
+            cols[4].error("likely copy")
+
+with tab_quiz:
+    st.caption("Which one is real? Pairs of one training image and one generated image, in random order.")
+    quiz = st.session_state.setdefault("quiz", {"ckpt": None, "round": 0, "correct": 0})
+    if quiz["ckpt"] != str(path):
+        quiz.update(ckpt=str(path), round=0, correct=0)
+    q_rng = np.random.default_rng(quiz["round"] + 1000 * shuffle)
+    real_i, fake_i, real_left = q_rng.integers(len(real_images)), q_rng.integers(len(fakes)), q_rng.random() < 0.5
+    pair = [real_images[real_i], fakes[fake_i]] if real_left else [fakes[fake_i], real_images[real_i]]
+    a, b = st.columns(2)
+    a.image(pair[0], width=256)
+    b.image(pair[1], width=256)
+    answer = None
+    if a.button("Left is real"):
+        answer = True
+    if b.button("Right is real"):
+        answer = False
+    if answer is not None:
+        correct = answer == real_left
+        quiz["round"] += 1
+        quiz["correct"] += int(correct)
+        evaluate.record_quiz(run.path, path.name, int(correct), 1)
+        st.toast("Right!" if correct else "Wrong: that one was generated.")
+        st.rerun()
+    if quiz["round"]:
+        st.metric("Your score this session", f"{quiz['correct']} / {quiz['round']}")
+    saved = evaluate.load_quiz(run.path).get(path.name)
+    if saved:
+        st.caption(f"All answers for this checkpoint: {saved['total']}, human error rate "
+                   f"{saved['error_rate']:.0%} (50% = people cannot tell).")
+
+with tab_metrics:
+    st.caption("FID and KID (lower is better) compare Inception features of real and generated images; "
+               "precision / density say how realistic the fakes are, recall / coverage how much of the data "
+               "they cover. Computed on demand and saved in the run folder.")
+    n = st.select_slider("Generated images", [250, 500, 1000, 2000], value=1000)
+    if st.button(f"Evaluate {path.name}"):
+        share_cpu_with_training()
+        bar = st.progress(0.0, text="starting…")
+        result = evaluate.evaluate(run.path, path.name, n=n, progress=lambda f, t: bar.progress(min(f, 1.0), text=t))
+        bar.empty()
+        st.success(f"FID {result['fid']:.1f}, KID {result['kid'] * 1000:.2f} ± {result['kid_se'] * 1000:.2f} ×10⁻³")
+    saved = evaluate.load_evaluations(run.path)
+    quiz_scores = evaluate.load_quiz(run.path)
+    if saved:
+        st.dataframe([{"checkpoint": name, "kimg": round(r["kimg"], 1), "FID": round(r["fid"], 2),
+                       "KID ×10³": f"{r['kid'] * 1000:.2f} ± {r['kid_se'] * 1000:.2f}",
+                       "precision": round(r["precision"], 3), "recall": round(r["recall"], 3),
+                       "density": round(r["density"], 3), "coverage": round(r["coverage"], 3),
+                       "human error": (f"{quiz_scores[name]['error_rate']:.0%}" if name in quiz_scores else "")}
+                      for name, r in saved.items()], hide_index=True, width="stretch")

@@ -1,0 +1,79 @@
+"""AppTest of the Real vs Fake and Map pages on real trained generators and real features."""
+import json
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO, make_images, run_trainer
+
+REAL_VS_FAKE = str(REPO / "pages" / "3_Real_vs_Fake.py")
+MAP = str(REPO / "pages" / "4_Map.py")
+DEMO = REPO / "checkpoints" / "demo-emoji"
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(root))
+    return root
+
+
+@pytest.fixture
+def tiny_run(runs_root, tmp_path):
+    data = make_images(tmp_path / "images", 24, classes=("cats", "dogs"))
+    result = run_trainer("--data", data, "--out", runs_root / "tiny", "--res", "32", "--batch", "8",
+                         "--channels", "8", "--cond", "--kimg", "0.08", "--snapshot-kimg", "0.04")
+    assert result.returncode == 0, result.stderr
+    return runs_root / "tiny"
+
+
+def by_label(elements, label):
+    return next(e for e in elements if e.label == label)
+
+
+def page(path, query=None):
+    at = AppTest.from_file(path, default_timeout=300)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_real_vs_fake_page(tiny_run):
+    at = page(REAL_VS_FAKE)
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["Side by side", "Nearest real image", "Quiz", "Metrics"]
+    assert by_label(at.selectbox, "Class").options == ["all", "cats", "dogs"]
+    messages = [m.value for m in at.success] + [m.value for m in at.warning]
+    assert any("likely near-copies of training images" in m for m in messages)
+
+    by_label(at.button, "Left is real").click().run()
+    assert not at.exception
+    quiz = json.loads((tiny_run / "evals" / "quiz.json").read_text())
+    assert quiz["latest.pt"]["total"] == 1
+
+    by_label(at.select_slider, "Generated images").set_value(250)
+    by_label(at.button, "Evaluate latest.pt").click().run()
+    assert not at.exception
+    saved = json.loads((tiny_run / "evals" / "metrics.json").read_text())["latest.pt"]
+    assert saved["n_fake"] == 250 and saved["fid"] > 0 and 0 <= saved["precision"] <= 1
+    assert at.dataframe[0].value["FID"][0] == round(saved["fid"], 2)
+
+
+def test_map_page_pca(tiny_run):
+    at = page(MAP, {"map": "pca", "fake": "100"})
+    assert not at.exception
+    assert by_label(at.radio, "Map").value == "pca"
+    assert by_label(at.multiselect, "Checkpoints").value == ["latest.pt"]
+    by_label(at.multiselect, "Checkpoints").set_value(["latest.pt", "step-00000005.pt"]).run()
+    assert not at.exception
+
+
+def test_map_page_umap_on_the_demo(runs_root):
+    if not (DEMO / "checkpoints" / "latest.pt").exists():
+        pytest.skip("no demo run in this checkout")
+    shutil.copytree(DEMO, runs_root / "demo-emoji")
+    at = page(MAP, {"real": "500", "fake": "100"})
+    assert not at.exception
+    assert by_label(at.selectbox, "Run").value == "demo-emoji" and by_label(at.radio, "Map").value == "umap"
