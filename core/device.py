@@ -43,3 +43,15 @@ def resolve_precision(device: torch.device, precision: str) -> str:
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return precision
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 math is fast here (not emulated): decides bulk inference precision."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # AVX512-BF16 / AMX; on other CPUs bf16 is emulated and slower than fp32
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False

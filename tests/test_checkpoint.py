@@ -25,8 +25,9 @@ def test_round_trip_with_weights_only(tmp_path):
 
     loaded, _ = checkpoint.load_generator(path)
     z, c = torch.randn(4, 16), torch.tensor([0, 1, 2, 0])
-    with torch.no_grad():
-        assert torch.equal(loaded(z, c), G.eval()(z, c))
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in G.state_dict().items())
+    with torch.no_grad():  # loaded in channels_last: the same maths in another memory order
+        torch.testing.assert_close(loaded(z, c), G.eval()(z, c), rtol=1e-5, atol=1e-5)
 
     exported = tmp_path / "g.pt"
     checkpoint.export_generator(path, exported)

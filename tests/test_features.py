@@ -77,12 +77,15 @@ def test_inception_features_put_emoji_closer_to_emoji_than_to_noise(feats):
     assert metrics.fid(a, b) < 0.6 * metrics.fid(a, noise_feats)
 
 
-@pytest.mark.parametrize("name, size, black, white", [
-    ("inception", 299, -1.0, 127 / 128),     # (x - 128) / 128, as the TF original
-    ("efficientnet", 224, -127 / 128, 1.0),  # (x - 127) / 128, as TF EfficientNet-Lite
+@pytest.mark.parametrize("name, side, size, black, white", [
+    ("inception", 40, 299, -1.0, 127 / 128),     # (x - 128) / 128, as the TF original, always 299 px
+    ("inception", 512, 299, -1.0, 127 / 128),
+    ("efficientnet", 40, 64, -127 / 128, 1.0),   # (x - 127) / 128, as TF EfficientNet-Lite
+    ("efficientnet", 96, 96, -127 / 128, 1.0),   # own size between 64 and 224 px
+    ("efficientnet", 512, 224, -127 / 128, 1.0),
 ])
-def test_networks_get_their_input_convention(name, size, black, white):
-    images = np.zeros((2, 40, 40, 3), np.uint8)
+def test_networks_get_their_input_convention(name, side, size, black, white):
+    images = np.zeros((2, side, side, 3), np.uint8)
     images[1] = 255
     x = features.get_extractor(name).prepare(images)
     assert x.shape == (2, 3, size, size) and x.dtype == torch.float32
@@ -98,7 +101,7 @@ def test_efficientnet_recognises_imagenet_objects(emoji):
     """Real ImageNet weights: emoji of ImageNet classes get those classes, confidently."""
     extractor = features.get_extractor("efficientnet")
     picks = [emoji.names.index("umbrella"), emoji.names.index("penguin")]
-    x = extractor.prepare(emoji.images[picks])
+    x = extractor.prepare(emoji.images[picks], size=224)  # the size it was trained at
     with torch.inference_mode():
         probs = extractor.net.logits(x).softmax(dim=1).numpy()
     assert probs.argmax(axis=1).tolist() == [IMAGENET_UMBRELLA, IMAGENET_KING_PENGUIN]
@@ -138,7 +141,8 @@ def test_cached_features_compute_once_then_read_the_disk(images):
         return images[:3]
 
     first = features.cached_features("abc123", images_fn, "efficientnet")
-    path = cache_dir() / "features" / "efficientnet-abc123.npy"
+    path = features.features_path("abc123", "efficientnet")
+    assert path.parent == cache_dir() / "features" and "abc123" in path.name
     assert path.is_file() and calls == [1]
     assert not list(path.parent.glob(".*.tmp"))  # written atomically, no temp left over
 
@@ -150,7 +154,7 @@ def test_cached_features_compute_once_then_read_the_disk(images):
 
 
 def test_a_damaged_cache_file_is_recomputed(images):
-    path = cache_dir() / "features" / "efficientnet-k1.npy"
+    path = features.features_path("k1", "efficientnet")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an npy file")
     feats = features.cached_features("k1", lambda: images[:2], "efficientnet")
