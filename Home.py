@@ -48,8 +48,11 @@ with right:
         else:
             st.session_state["run"] = name
             st.switch_page("pages/1_Training.py")
+    st.page_link("pages/0_Data.py", label="Data: import and curate your own images", icon="🗂️")
     st.page_link("pages/1_Training.py", label="Training: launch, monitor, compare runs", icon="📈")
     st.page_link("pages/2_Latent_Lab.py", label="Latent Lab: seeds, truncation, interpolation, edits", icon="🧪")
+    st.page_link("pages/3_Real_vs_Fake.py", label="Real vs Fake: near-copies, blind quiz, FID/KID", icon="⚖️")
+    st.page_link("pages/4_Map.py", label="Map: real and generated images on one UMAP", icon="🗺️")
 
 with left:
     st.subheader("Runs")

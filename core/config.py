@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .augment import OPS
 from .models import ARCHS, RESOLUTIONS
+from .data import manifest_fit
 from .paths import BUILTIN_EMOJI
 
 # Recipe presets per architecture. `dcgan` is the PyTorch tutorial as it is:
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "cleanly (checkpoint saved, exit 0).",
         argument_default=None)
     a = p.add_argument
-    a("--data", help=f"folder or .zip of images, or {BUILTIN_EMOJI} (default: {BUILTIN_EMOJI})")
+    a("--data", help=f"folder or .zip of images, a data set version (data/sets/NAME/versions/vN.json; "
+                     f"its crop mode becomes the default --fit), or {BUILTIN_EMOJI} (default: {BUILTIN_EMOJI})")
     a("--out", required=True, help="run folder to create (or continue with --resume)")
     a("--res", type=int, choices=RESOLUTIONS, help="image resolution (default: 64)")
     a("--fit", choices=("crop", "pad", "squash"), help="how images are made square (default: crop)")
@@ -147,6 +149,8 @@ def resolve(given: dict) -> TrainConfig:
     """Fill in preset and global defaults for a new run, then validate."""
     arch = given.get("arch", "resnet")
     values = {**PRESETS.get(arch, {}), **given}
+    if "fit" not in given and (fit := manifest_fit(values.get("data", BUILTIN_EMOJI))):
+        values["fit"] = fit  # a curated version trains with the crop mode it was curated with
     if values.get("kimg") is None and values.get("minutes") is None:
         values["kimg"] = DEFAULT_KIMG
     cfg = TrainConfig(**values)

@@ -1,4 +1,4 @@
-"""Load a training image set: a folder, a .zip file or the built-in emoji set.
+"""Load a training image set: a folder, a .zip file, a data set version or the built-in emoji set.
 
 Every image is decoded with Pillow, made RGB (transparency on white) and fitted
 to res x res. Files that cannot be used are skipped with a short reason rather
@@ -32,6 +32,7 @@ FITS = ("crop", "pad", "squash")
 TOP_LEVEL = "(top level)"  # class of images lying directly at the root
 WHITE = (255, 255, 255)
 CACHE_FORMAT = "ganscope-dataset-v1"  # bump when decoding or the cache layout changes
+MANIFEST_FORMAT = "ganscope-dataset-version-1"  # a curated version: which files, which fit
 PROGRESS_EVERY = 50  # files between progress callbacks
 
 
@@ -63,7 +64,7 @@ def load_image_set(
     progress: Callable[[int, int], None] | None = None,
     use_cache: bool = True,
 ) -> ImageSet:
-    """Load `source` (folder, .zip or "builtin:emoji") as RGB images of res x res.
+    """Load `source` (folder, .zip, version manifest .json or "builtin:emoji") as RGB images of res x res.
 
     `fit` is "crop" (fill, centre-crop), "pad" (fit inside, white bars) or
     "squash" (ignore aspect). `progress(done, total)` is called every few dozen
@@ -81,12 +82,36 @@ def load_image_set(
     if not path.exists():
         raise DataError(f"data path not found: {source}")
     if path.is_dir():
-        return _load_files(_folder_files(path), source, res, fit, _Progress(progress), use_cache)
+        return _load_files(folder_files(path), source, res, fit, _Progress(progress), use_cache)
     if path.is_file() and path.suffix.lower() == ".zip":
-        with _open_zip(path, source) as archive:
-            files = _zip_files(archive, source)
+        with open_zip(path, source) as archive:
+            files = zip_files(archive, source)
             return _load_files(files, source, res, fit, _Progress(progress), use_cache)
-    raise DataError(f"{source} is not a folder or a .zip file")
+    if path.is_file() and path.suffix.lower() == ".json":
+        return _load_files(_listed_files(path), source, res, fit, _Progress(progress), use_cache)
+    raise DataError(f"{source} is not a folder, a .zip file or a data set version (.json)")
+
+
+def read_manifest(path: Path | str) -> dict:
+    """A data set version: {"format", "root" (relative to the manifest), "files", "fit", ...}."""
+    try:
+        manifest = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read data set version {path}: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise DataError(f"{path} is not a GANscope data set version")
+    unsafe = [name for name in manifest["files"] if is_unsafe_name(name)]
+    if unsafe or is_unsafe_name(manifest["root"].removeprefix("../")):
+        raise DataError(f"unsafe file name '{(unsafe or [manifest['root']])[0]}' in {path}")
+    return manifest
+
+
+def manifest_fit(source: str) -> str | None:
+    """The crop mode a version was curated with, or None when `source` is not a version."""
+    path = Path(source).expanduser()
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    return read_manifest(path).get("fit")
 
 
 def summarize_skipped(skipped: list[Skipped]) -> str:
@@ -100,55 +125,73 @@ def summarize_skipped(skipped: list[Skipped]) -> str:
 
 
 @dataclass
-class _File:
+class SourceFile:
     name: str  # relative, "/" separated
     size: int
     read: Callable[[], bytes]
 
 
-def _is_ignored(name: str) -> bool:
+def is_ignored_name(name: str) -> bool:
     """Hidden files/folders and macOS zip metadata are not part of the data set."""
     parts = name.split("/")
     return parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts)
 
 
-def _folder_files(root: Path) -> list[_File]:
+def folder_files(root: Path) -> list[SourceFile]:
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not _is_ignored(d)]
+        dirnames[:] = [d for d in dirnames if not is_ignored_name(d)]
         for filename in filenames:
             path = Path(dirpath) / filename
             # Not a regular file (FIFO, broken link): reading could block or fail.
-            if _is_ignored(filename) or not path.is_file():
+            if is_ignored_name(filename) or not path.is_file():
                 continue
             name = path.relative_to(root).as_posix()
-            files.append(_File(name, path.stat().st_size, path.read_bytes))
+            files.append(SourceFile(name, path.stat().st_size, path.read_bytes))
     return files
 
 
-def _open_zip(path: Path, source: str) -> zipfile.ZipFile:
+def _listed_files(manifest_path: Path) -> list[SourceFile]:
+    """The files a version lists, read from its data set's folder; a missing one is skipped."""
+    manifest = read_manifest(manifest_path)
+    root = (manifest_path.parent / manifest["root"]).resolve()
+    files = []
+    for name in manifest["files"]:
+        path = root / name
+        if path.is_file():
+            files.append(SourceFile(name, path.stat().st_size, path.read_bytes))
+        else:
+            files.append(SourceFile(name, 0, partial(_missing, name)))
+    return files
+
+
+def _missing(name: str) -> bytes:
+    raise UnusableImage("missing file")
+
+
+def open_zip(path: Path, source: str) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"{source} is not a valid zip file") from exc
 
 
-def _zip_files(archive: zipfile.ZipFile, source: str) -> list[_File]:
+def zip_files(archive: zipfile.ZipFile, source: str) -> list[SourceFile]:
     """Members read in memory; a single unsafe name refuses the whole archive."""
     members = archive.infolist()
     for info in members:
-        if _is_unsafe(info.filename):
+        if is_unsafe_name(info.filename):
             raise DataError(f"unsafe entry '{info.filename}' in {source}: refusing this archive")
     files = []
     for info in members:
         name = _normalise_member(info.filename)
         is_folder = info.filename.replace("\\", "/").endswith("/")
-        if name and not is_folder and not _is_ignored(name):
-            files.append(_File(name, info.file_size, partial(archive.read, info)))
+        if name and not is_folder and not is_ignored_name(name):
+            files.append(SourceFile(name, info.file_size, partial(archive.read, info)))
     return files
 
 
-def _is_unsafe(member: str) -> bool:
+def is_unsafe_name(member: str) -> bool:
     """Absolute paths, drive letters and ".." could escape wherever the archive lands."""
     name = member.replace("\\", "/")
     return name.startswith("/") or bool(re.match(r"[A-Za-z]:", name)) or ".." in name.split("/")
@@ -162,7 +205,7 @@ def _normalise_member(member: str) -> str:
 # --- loading files --------------------------------------------------------------
 
 
-class _Unusable(Exception):
+class UnusableImage(Exception):
     """A file that is skipped; the message is the reason."""
 
 
@@ -185,7 +228,7 @@ class _Progress:
             self.callback(self.done, self.total)
 
 
-def _load_files(files: list[_File], source: str, res: int, fit: str, progress: _Progress,
+def _load_files(files: list[SourceFile], source: str, res: int, fit: str, progress: _Progress,
                 use_cache: bool) -> ImageSet:
     files.sort(key=lambda f: f.name)
     if not files:
@@ -201,10 +244,10 @@ def _load_files(files: list[_File], source: str, res: int, fit: str, progress: _
     for file in files:
         try:
             if file.name in early_skips:
-                raise _Unusable(early_skips[file.name])
-            images.append(_fit(_decode(_read(file)), res, fit))
+                raise UnusableImage(early_skips[file.name])
+            images.append(fit_image(decode_image(_read(file)), res, fit))
             names.append(file.name)
-        except _Unusable as exc:
+        except UnusableImage as exc:
             skipped.append(Skipped(file.name, str(exc)))
         progress.step()
 
@@ -212,7 +255,7 @@ def _load_files(files: list[_File], source: str, res: int, fit: str, progress: _
         n = len(skipped)
         raise DataError(f"no usable images in {source}: {n} file{'s' if n != 1 else ''} skipped "
                         f"({_reason_counts(skipped)})")
-    labels, class_names = _labels(names)
+    labels, class_names = labels_of(names)
     image_set = ImageSet(np.stack(images), labels, class_names, names, skipped, source, key)
     if use_cache:
         _write_cache(image_set)
@@ -223,14 +266,14 @@ def _is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _read(file: _File) -> bytes:
+def _read(file: SourceFile) -> bytes:
     try:
         return file.read()
     except (OSError, zipfile.BadZipFile, RuntimeError) as exc:  # RuntimeError: encrypted member
-        raise _Unusable(f"cannot read: {exc}") from exc
+        raise UnusableImage(f"cannot read: {exc}") from exc
 
 
-def _early_skip_reason(file: _File) -> str | None:
+def early_skip_reason(file: SourceFile) -> str | None:
     """Reasons known without reading the file."""
     if not _is_image_name(file.name):
         return "not an image"
@@ -239,7 +282,7 @@ def _early_skip_reason(file: _File) -> str | None:
     return None
 
 
-def _fingerprint(files: list[_File], res: int, fit: str, progress: _Progress) -> tuple[str, dict]:
+def _fingerprint(files: list[SourceFile], res: int, fit: str, progress: _Progress) -> tuple[str, dict]:
     """Cache key over everything that shapes the result, and the skips already known.
 
     The key hashes file content (not mtimes), so a copy, zip or touch of the
@@ -249,9 +292,9 @@ def _fingerprint(files: list[_File], res: int, fit: str, progress: _Progress) ->
     early_skips = {}
     for file in files:
         try:
-            reason = _early_skip_reason(file)
+            reason = early_skip_reason(file)
             content = reason or hashlib.sha256(_read(file)).hexdigest()
-        except _Unusable as exc:
+        except UnusableImage as exc:
             reason = content = str(exc)
         if reason:
             early_skips[file.name] = reason
@@ -264,8 +307,8 @@ def _new_key(res: int, fit: str):
     return hashlib.sha256(f"{CACHE_FORMAT}\n{res}\n{fit}\n".encode())
 
 
-def _decode(data: bytes) -> Image.Image:
-    """Fully decoded RGB image; raises _Unusable with a short reason."""
+def decode_image(data: bytes) -> Image.Image:
+    """Fully decoded RGB image; raises UnusableImage with a short reason."""
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; refuse those too.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -274,16 +317,16 @@ def _decode(data: bytes) -> Image.Image:
             image.load()  # decode now so truncated files fail here, not later
             ImageOps.exif_transpose(image, in_place=True)  # phone photos store rotation in EXIF
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _Unusable(_bomb_reason(exc)) from exc
+            raise UnusableImage(_bomb_reason(exc)) from exc
         except UnidentifiedImageError as exc:
-            raise _Unusable("cannot decode: unrecognised image data") from exc
+            raise UnusableImage("cannot decode: unrecognised image data") from exc
         except Exception as exc:  # Pillow raises many types on bad data
             if "truncated" in str(exc).lower():
-                raise _Unusable("truncated file") from exc
-            raise _Unusable(f"cannot decode: {exc}") from exc
+                raise UnusableImage("truncated file") from exc
+            raise UnusableImage(f"cannot decode: {exc}") from exc
     width, height = image.size
     if min(width, height) < MIN_SIDE:
-        raise _Unusable(f"too small ({width}x{height})")
+        raise UnusableImage(f"too small ({width}x{height})")
     return _to_rgb(image)
 
 
@@ -304,7 +347,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _fit(image: Image.Image, res: int, fit: str) -> np.ndarray:
+def fit_image(image: Image.Image, res: int, fit: str) -> np.ndarray:
     width, height = image.size
     if fit == "squash":
         return np.asarray(_resize(image, res, res))
@@ -334,10 +377,10 @@ def _resize(image: Image.Image, width: int, height: int) -> Image.Image:
 
 def class_names_of(names: list[str]) -> list[str]:
     """The classes a set of relative image names would get ([] = unlabelled)."""
-    return _labels(names)[1]
+    return labels_of(names)[1]
 
 
-def _labels(names: list[str]) -> tuple[np.ndarray | None, list[str]]:
+def labels_of(names: list[str]) -> tuple[np.ndarray | None, list[str]]:
     """Class = first folder below the folders that wrap every image.
 
     A zipped folder usually holds one wrapping folder ("faces/cats/1.png");
@@ -390,7 +433,7 @@ def _load_builtin(res: int, fit: str, progress: _Progress, use_cache: bool) -> I
     progress.total += len(emoji.images)
     images = []
     for pixels in emoji.images:
-        images.append(_fit(Image.fromarray(pixels), res, fit))
+        images.append(fit_image(Image.fromarray(pixels), res, fit))
         progress.step()
     image_set = ImageSet(np.stack(images), np.asarray(emoji.labels, dtype=np.int64),
                          list(emoji.class_names), list(emoji.names), [], BUILTIN_EMOJI, key)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import write_bytes
-from .data import IMAGE_EXTENSIONS, class_names_of
+from .data import IMAGE_EXTENSIONS, DataError, class_names_of, read_manifest
 from .paths import BUILTIN_EMOJI, uploads_dir
 from .registry import Registry, RunError, validate_name
 
@@ -19,7 +19,8 @@ SCAN_LIMIT = 20000  # files looked at when checking that a folder holds images
 @dataclass
 class NewRun:
     name: str
-    source: str = "builtin"          # builtin | folder | zip
+    source: str = "builtin"          # builtin | dataset | folder | zip
+    version_path: str = ""           # a registered data set's version (source "dataset")
     folder: str = ""
     zip_name: str = ""
     zip_bytes: bytes | None = None
@@ -72,6 +73,16 @@ def _check_source(form: NewRun, errors: list[str]) -> tuple[str | None, bool | N
     """The --data value and whether the source has class labels (None: unknown)."""
     if form.source == "builtin":
         return BUILTIN_EMOJI, True
+    if form.source == "dataset":
+        if not form.version_path:
+            errors.append("Pick a data set version, or import a data set on the Data page first.")
+            return None, None
+        try:
+            manifest = read_manifest(form.version_path)
+        except DataError as e:
+            errors.append(str(e))
+            return None, None
+        return form.version_path, bool(class_names_of(manifest["files"]))
     if form.source == "folder":
         folder = Path(form.folder.strip()).expanduser() if form.folder.strip() else None
         if folder is None:

@@ -22,3 +22,8 @@ def uploads_dir() -> Path:
 def cache_dir() -> Path:
     """Decoded-data cache; GANSCOPE_CACHE overrides (tests point it at a temp dir)."""
     return Path(os.environ.get("GANSCOPE_CACHE", REPO_ROOT / ".cache"))
+
+
+def datasets_dir() -> Path:
+    """Registered data sets (imported files + curated versions); GANSCOPE_DATASETS overrides."""
+    return Path(os.environ.get("GANSCOPE_DATASETS", DATA_DIR / "sets"))

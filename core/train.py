@@ -566,7 +566,7 @@ def main(argv=None) -> int:
         else:
             cfg = resolve(given)
             prepare_new_run(run)
-    except ValueError as e:
+    except (ValueError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         fail_early(run, str(e))
         return 2

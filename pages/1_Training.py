@@ -4,6 +4,7 @@ import time
 import streamlit as st
 
 from core import monitor
+from core.datasets import DataRegistry
 from core.newrun import NewRun, suggested_name, validate
 from core.paths import checkpoints_dir
 from core.registry import Registry, RunError
@@ -38,11 +39,21 @@ tab_monitor, tab_new, tab_compare = st.tabs(["Monitor", "New run", "Compare"])
 with tab_new:
     st.caption("Runs train in a background process: closing the browser or restarting the app "
                "does not stop them.")
-    source = st.radio("Data", ["Built-in emoji", "Folder on this machine", "Upload a zip"],
-                      horizontal=True)
-    source_key = {"Built-in emoji": "builtin", "Folder on this machine": "folder", "Upload a zip": "zip"}[source]
-    folder, upload = "", None
-    if source_key == "folder":
+    sources = {"Built-in emoji": "builtin", "A data set from the Data page": "dataset",
+               "Folder on this machine": "folder", "Upload a zip": "zip"}
+    source_key = sources[st.radio("Data", list(sources), horizontal=True)]
+    folder, upload, version_path, data_name = "", None, "", source_key
+    if source_key == "dataset":
+        datasets = DataRegistry().all()
+        versions = {str(v.path): (d.name, v) for d in datasets for v in reversed(d.versions())}
+        if versions:
+            version_path = st.selectbox("Data set and version", list(versions),
+                                        format_func=lambda p: f"{versions[p][0]} · {versions[p][1].label}")
+            data_name, version = versions[version_path]
+            st.caption(f"Trains with the version's crop mode ({version.fit}).")
+        else:
+            st.info("No data sets yet: import your images on the Data page.")
+    elif source_key == "folder":
         folder = st.text_input("Folder path", placeholder="/home/me/pictures/covers")
     elif source_key == "zip":
         upload = st.file_uploader("Zip of images (subfolders become classes)", type=["zip"])
@@ -64,10 +75,11 @@ with tab_new:
     aug_p = mid.slider("Fixed p", 0.0, 1.0, 0.2, disabled=aug != "fixed")
     device = right.selectbox("Device", ["auto", "cpu", "cuda"])
     cond = st.checkbox("Class-conditional (needs labels: subfolders, or the emoji categories)")
-    follow_default("run-name", suggested_name(source_key, res, time.strftime("%m%d-%H%M")))
+    follow_default("run-name", suggested_name(data_name, res, time.strftime("%m%d-%H%M")))
     name = st.text_input("Run name", key="run-name")
     if st.button("Launch", type="primary"):
-        form = NewRun(name=name, source=source_key, folder=folder, res=res, arch=arch, batch=int(batch),
+        form = NewRun(name=name, source=source_key, version_path=version_path, folder=folder, res=res,
+                      arch=arch, batch=int(batch),
                       length_unit=unit, length=float(length), aug=None if aug == "preset" else aug,
                       aug_p=aug_p, seed=int(seed), cond=cond, device=device,
                       zip_name=upload.name if upload else "", zip_bytes=upload.getvalue() if upload else None)

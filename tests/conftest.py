@@ -20,6 +20,7 @@ def isolated_state(tmp_path, monkeypatch):
     """Never touch the checkout's data cache, runs or the machine's device locks."""
     monkeypatch.setenv("GANSCOPE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("GANSCOPE_LOCKS", str(tmp_path / "locks"))
+    monkeypatch.setenv("GANSCOPE_DATASETS", str(tmp_path / "datasets"))
 
 
 def make_images(folder: Path, n: int, size=(40, 48), classes=("a", "b"), seed=0) -> Path:
@@ -90,3 +91,48 @@ def read_json(path: Path):
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def image_server():
+    """A real HTTP server on 127.0.0.1: /img/<n>.png are images, /page.html is HTML, anything
+    else 404. Yields (base URL, Counter of hits per path); stopped afterwards."""
+    import io
+    import threading
+    from collections import Counter
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits = Counter()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits[self.path] += 1
+            if self.path.startswith("/img/"):
+                buf = io.BytesIO()
+                shade = sum(map(ord, self.path)) % 256
+                Image.new("RGB", (48, 40), (shade, 255 - shade, 128)).save(buf, "PNG")
+                body, kind = buf.getvalue(), "image/png"
+            elif self.path == "/page.html":
+                body, kind = b"<html>not an image</html>", "text/html"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -99,7 +99,8 @@ def test_latent_lab_slider_changes_the_image(app_server, browser_page, runs_dir,
             ".some(e => /^seed \\d+$/.test(e.innerText.trim()) && e.querySelector('img').src !== before)",
             arg=before, timeout=30_000)
         assert editor_image_src(page) != before
-        assert "edits=0%3A1" in page.url or "edits=0:1" in page.url  # the view is in the link
+        # The view is in the link. The URL update is its own message to the browser: wait for it.
+        page.wait_for_url(re.compile(r"edits=0(%3A|:)1(&|$)"), timeout=30_000)
 
 
 def test_map_page_shows_real_and_generated_points(app_server, browser_page, runs_dir, tmp_path):

@@ -31,6 +31,22 @@ def test_wrapped_class_folders_count_as_labels(tmp_path):
     assert data.exists()
 
 
+def test_a_registered_data_set_version_is_offered_and_checked(tmp_path):
+    from core import dataimport
+    from core.datasets import DataRegistry
+    ds = DataRegistry(tmp_path / "sets").create("blobs", "folder")
+    version = dataimport.import_folder(ds, make_images(tmp_path / "src", 4)).version
+    form = NewRun(name="d", source="dataset", version_path=str(version.path), cond=True)
+    options, errors = validate(form, Registry(tmp_path / "runs"))
+    assert errors == [] and options["data"] == str(version.path) and options["cond"] is True
+
+    (tmp_path / "bogus.json").write_text("{}")
+    for path, message in (("", "Pick a data set version"), (str(tmp_path / "bogus.json"), "not a GANscope data set"),
+                          (str(tmp_path / "gone.json"), "cannot read")):
+        options, errors = validate(NewRun(name="d", source="dataset", version_path=path), Registry(tmp_path / "runs"))
+        assert options is None and message in errors[0]
+
+
 def test_zip_upload_is_checked_and_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(tmp_path / "runs"))
     png = (make_images(tmp_path / "one", 1, classes=()) / "img000.png").read_bytes()

@@ -133,3 +133,21 @@ def test_new_run_form_launches_a_run(runs_root, tmp_path):
     wait_for(lambda: registry.get("from-form").config.get("data") == str(data), what="config")
     assert registry.get("from-form").config["threads"] >= 1  # CPU runs leave a core to the app
     assert registry.stop("from-form").state in ("stopped", "failed")
+
+
+def test_new_run_form_offers_data_set_versions(runs_root, tmp_path):
+    from core import dataimport
+    from core.datasets import DataRegistry
+    at = app(TRAINING).run()
+    assert "Pick a data set version" in _launch(at, source="A data set from the Data page")[0]
+    assert any("No data sets yet" in i.value for i in at.info)
+
+    ds = DataRegistry().create("blobs", "folder")
+    v1 = dataimport.import_folder(ds, make_images(tmp_path / "imgs", 6)).version
+    v2 = ds.save_version(v1.files[:4], "pad", note="four")
+    at = app(TRAINING).run()
+    by_label(at.radio, "Data").set_value("A data set from the Data page").run()
+    choice = by_label(at.selectbox, "Data set and version")
+    assert choice.value == str(v2.path)  # newest first
+    assert choice.options == ["blobs · v2 · 4 images · pad · four", "blobs · v1 · 6 images · crop · import of 6 from folder"]
+    assert by_label(at.text_input, "Run name").value.startswith("blobs-64px-")

@@ -1,0 +1,127 @@
+"""AppTest of the Data page: import a real folder, read the report, curate and save a version."""
+import io
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO, make_images
+from core.builtin import load_emoji
+from core.datasets import DataRegistry
+
+DATA = str(REPO / "pages" / "0_Data.py")
+
+
+def app():
+    return AppTest.from_file(DATA, default_timeout=120)
+
+
+def button(at, label_start):
+    return next(b for b in at.button if b.label.startswith(label_start))
+
+
+def test_no_data_sets_yet():
+    at = app().run()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["Import", "Report", "Curate"]
+    assert at.sidebar.selectbox[0].value == "➕ New data set"
+    assert any("Import images first" in i.value for i in at.info)
+
+
+def test_import_errors_are_clear_and_save_nothing(tmp_path):
+    at = app().run()
+    at.text_input[0].set_value("../escape")
+    at.text_input[1].set_value(str(tmp_path / "images"))
+    button(at, "Import").click().run()
+    assert "invalid data set name" in at.error[0].value
+    at.text_input[0].set_value("mine")
+    button(at, "Import").click().run()
+    assert "folder not found" in at.error[0].value
+    assert DataRegistry().all()[0].versions() == []  # registered, but nothing imported and no version
+
+
+def test_import_report_curate_and_save_a_version(tmp_path):
+    folder = make_images(tmp_path / "images", 10)
+    (folder / "a" / "dup.png").write_bytes((folder / "a" / "img000.png").read_bytes())
+    (folder / "b" / "junk.png").write_bytes(b"not really a png")
+    at = app().run()
+    at.text_input[0].set_value("blobs")
+    at.text_input[1].set_value(str(folder))
+    button(at, "Import").click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Added 11 images to blobs (now version v1)")
+    assert at.expander[0].label == "1 skipped"  # the junk file, with its reason
+    assert at.sidebar.selectbox[0].value == "blobs"
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Files"], metrics["Usable images"], metrics["Broken"]) == ("11", "11", "0")
+    assert "PNG 11" in at.caption[1].value or any("PNG 11" in c.value for c in at.caption)
+
+    # One identical pair: exclude the copy with one click, then drop class "b" and save.
+    dedupe = button(at, "Exclude 1 (keep the largest")
+    dedupe.click().run()
+    assert not at.exception
+    at.multiselect[0].set_value(["a"]).run()
+    at.radio[1].set_value("pad").run()
+    summary = next(m.value for m in at.markdown if "images kept" in m.value)
+    assert summary.startswith("**5** of 11 images kept") and "1 excluded" in summary and "5 in dropped" in summary
+    button(at, "Save as v2").click().run()
+    assert not at.exception
+
+    v2 = DataRegistry().get("blobs").latest()
+    assert (v2.number, v2.fit, len(v2.files)) == (2, "pad", 5)
+    assert all(f.startswith("a/") for f in v2.files) and len(set(v2.files) & {"a/dup.png", "a/img000.png"}) == 1
+    assert len(DataRegistry().get("blobs").file_names()) == 11  # excluded files stay: nothing deleted
+
+
+def test_hand_picked_exclusions_go_into_the_version(tmp_path):
+    folder = make_images(tmp_path / "images", 6, classes=())
+    at = app().run()
+    at.text_input[0].set_value("six")
+    at.text_input[1].set_value(str(folder))
+    button(at, "Import").click().run()
+    keep = [c for c in at.checkbox if c.label == "keep"]
+    assert len(keep) == 6
+    keep[0].uncheck().run()
+    button(at, "Save as v2").click().run()
+    assert len(DataRegistry().get("six").latest().files) == 5
+
+
+def test_uploaded_images_via_the_core_show_in_the_report(tmp_path):
+    """(AppTest cannot drive st.file_uploader; the upload path itself is tested in test_datasets.)"""
+    from core import dataimport
+    buf = io.BytesIO()
+    Image.fromarray(np.full((30, 20, 3), 90, np.uint8)).save(buf, "JPEG")
+    ds = DataRegistry().create("uploads", "upload")
+    dataimport.import_uploads(ds, [("tall.jpg", buf.getvalue())])
+    at = app()
+    at.query_params["set"] = "uploads"
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox[0].value == "uploads"
+    assert {m.label: m.value for m in at.metric}["Square"] == "0 / 1"
+
+
+def test_outliers_are_ranked_and_excluded_in_one_click(tmp_path):
+    emoji = load_emoji()
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    faces = [i for i, c in enumerate(emoji.labels) if emoji.class_names[c] == "Smileys & Emotion"][:8]
+    for i in faces:
+        Image.fromarray(emoji.images[i]).save(folder / f"{emoji.names[i]}.png")
+    noise = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "zz-noise.png")
+    at = app().run()
+    at.text_input[0].set_value("odd")
+    at.text_input[1].set_value(str(folder))
+    button(at, "Import").click().run()
+    button(at, "Rank outliers").click().run()
+    assert not at.exception
+    caption = next(c for image in at.get("image") for c in image.captions if "most unusual first" in c)
+    assert caption.startswith("most unusual first: zz-noise.png")
+    at.slider[0].set_value(4).run()
+    button(at, "Exclude these 4").click().run()
+    summary = next(m.value for m in at.markdown if "images kept" in m.value)
+    assert summary.startswith("**5** of 9 images kept")
+    button(at, "Save as v2").click().run()
+    assert "zz-noise.png" not in DataRegistry().get("odd").latest().files
