@@ -27,6 +27,14 @@ def is_resumable(ckpt: dict) -> bool:
     return all(k in ckpt for k in ("G", "D", "opt_G", "opt_D"))
 
 
+def is_resumable_file(path: Path | str) -> bool:
+    """Whether a checkpoint file holds a full training state, without reading its tensors (mmap)."""
+    try:
+        return is_resumable(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def load_generator(path: Path | str, which: str = "G_ema", device="cpu") -> tuple[torch.nn.Module, dict]:
     """Rebuild a generator from a checkpoint, ready for sampling (eval mode)."""
     ckpt = load(path)

@@ -47,7 +47,11 @@ class Run:
 
     @property
     def resumable(self) -> bool:
-        return self.state in ("stopped", "finished", "failed", "crashed")
+        """Not running, and its latest checkpoint (if any) is a full training state, not an export."""
+        from .checkpoint import is_resumable_file  # torch: only when asked
+        latest = self.folder.latest
+        return self.state in ("stopped", "finished", "failed", "crashed") and (
+            not latest.exists() or is_resumable_file(latest))
 
 
 def validate_name(name: str) -> str:
@@ -136,6 +140,8 @@ class Registry:
         run = self.get(name)
         if run.active:
             raise RunError(f"{name} is {run.state}; stop it first")
+        if not run.resumable:  # an exported generator (the demo run): launching would only mark it failed
+            raise RunError(f"{name} holds only an exported generator: it can be explored, not resumed")
         if run.folder.latest.exists():
             return self._launch(run.path, ["--resume", *trainer_args(options or {})])
         # Stopped or failed before its first checkpoint: start it again from its config.

@@ -131,10 +131,12 @@ infos = scan_with_progress(ds)
 # -- Report ----------------------------------------------------------------------------
 with tab_report:
     rep = curate.report(list(infos.values()))
+    skipped_on_import = [s for imp in ds.meta["imports"] for s in imp["skipped"]]
     cols = st.columns(5)
     cols[0].metric("Files", rep["files"])
     cols[1].metric("Usable images", rep["usable"])
-    cols[2].metric("Broken", len(rep["broken"]))
+    cols[2].metric("Skipped or broken", len(rep["broken"]) + len(skipped_on_import),
+                   help="skipped at import, or broken in the data set's folder")
     cols[3].metric("Size", f"{rep['bytes'] / 2**20:.1f} MB")
     cols[4].metric("Square", f"{rep['square']} / {rep['usable']}")
     st.caption("Formats: " + ", ".join(f"{fmt} {n}" for fmt, n in rep["formats"]) +
@@ -148,7 +150,6 @@ with tab_report:
         aspects = go.Figure(go.Histogram(x=rep["aspects"], nbinsx=40))
         aspects.update_layout(title="Aspect ratio (width / height)", height=320, margin=dict(l=10, r=10, t=40, b=10))
         right.plotly_chart(aspects)
-    skipped_on_import = [s for imp in ds.meta["imports"] for s in imp["skipped"]]
     if rep["broken"] or skipped_on_import:
         with st.expander(f"Broken or skipped files ({len(rep['broken']) + len(skipped_on_import)})"):
             st.dataframe([{"file": n, "reason": r} for n, r in rep["broken"]] +
@@ -186,7 +187,7 @@ with tab_curate:
         if not open_groups:
             st.caption(f"No {title}.")
             continue
-        st.write(f"**{len(open_groups)} groups of {title}**")
+        st.write(f"**{len(open_groups)} group{'s' * (len(open_groups) != 1)} of {title}**")
         for group in open_groups[:8]:
             shown = [n for n in group if n in index]
             if shown:

@@ -2,7 +2,10 @@
 
 Start the app first (bash scripts/start.sh, or streamlit run Home.py), then:
 
-    python scripts/take_screenshots.py http://127.0.0.1:8501 docs/screenshots Home= Training=Training
+    python scripts/take_screenshots.py http://127.0.0.1:8501 docs/screenshots Home= Training=Training \
+        data-curate=Data@Curate
+
+NAME=PATH@TAB clicks the tab labelled TAB before the shot.
 """
 import argparse
 from pathlib import Path
@@ -17,17 +20,22 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("base_url")
     p.add_argument("out_dir", type=Path)
-    p.add_argument("shots", nargs="+", help="NAME=PATH pairs: saves NAME.png of BASE_URL/PATH")
+    p.add_argument("shots", nargs="+", help="NAME=PATH[@TAB] pairs: saves NAME.png of BASE_URL/PATH")
     p.add_argument("--wait-ms", type=int, default=6000, help="time for charts and images to render")
+    p.add_argument("--height", type=int, default=1000, help="window height in px")
     args = p.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": args.height})
         for shot in args.shots:
-            name, _, path = shot.partition("=")
+            name, _, target = shot.partition("=")
+            path, _, tab = target.partition("@")
             page.goto(f"{args.base_url.rstrip('/')}/{path}")
             page.locator("h1").first.wait_for(timeout=120_000)  # the first load imports torch
+            if tab:
+                page.wait_for_timeout(args.wait_ms)
+                page.get_by_role("tab", name=tab).click()
             page.wait_for_timeout(args.wait_ms)
             page.screenshot(path=str(args.out_dir / f"{name}.png"), full_page=True)
             print(f"saved {args.out_dir / f'{name}.png'}")

@@ -54,7 +54,7 @@ def test_import_report_curate_and_save_a_version(tmp_path):
     assert at.sidebar.selectbox[0].value == "blobs"
 
     metrics = {m.label: m.value for m in at.metric}
-    assert (metrics["Files"], metrics["Usable images"], metrics["Broken"]) == ("11", "11", "0")
+    assert (metrics["Files"], metrics["Usable images"], metrics["Skipped or broken"]) == ("11", "11", "1")
     assert "PNG 11" in at.caption[1].value or any("PNG 11" in c.value for c in at.caption)
 
     # One identical pair: exclude the copy with one click, then drop class "b" and save.

@@ -172,3 +172,19 @@ def test_a_linked_run_is_listed_and_deleting_removes_only_the_link(registry, dat
     assert registry.get("linked").state == "finished"
     registry.delete("linked")
     assert elsewhere.exists() and not (registry.root / "linked").exists()
+
+
+def test_an_exported_generator_is_explorable_but_not_resumable(registry):
+    import shutil
+
+    from conftest import REPO
+    demo = REPO / "checkpoints" / "demo-emoji"
+    if not (demo / "checkpoints" / "latest.pt").exists():
+        pytest.skip("no demo run in this checkout")
+    shutil.copytree(demo, registry.root / "demo-emoji")
+    before = (registry.root / "demo-emoji" / "status.json").read_bytes()
+    run = registry.get("demo-emoji")
+    assert run.state == "finished" and not run.resumable
+    with pytest.raises(RunError, match="exported generator"):
+        registry.resume("demo-emoji")
+    assert (registry.root / "demo-emoji" / "status.json").read_bytes() == before  # nothing changed
