@@ -84,6 +84,9 @@ class AdaptiveP:
     def update(self, real_logits: torch.Tensor) -> torch.Tensor:
         """Nudge p after one batch; returns that batch's r_t (a tensor, no sync)."""
         rt = torch.sign(real_logits.detach().float()).mean()
-        step = real_logits.shape[0] / (self.speed_kimg * 1000)
-        self.p = (self.p + torch.sign(rt - self.target) * step).clamp(0.0, 1.0)
+        self.step(rt, real_logits.shape[0])
         return rt
+
+    def step(self, rt: torch.Tensor, n_images: int) -> None:
+        """Nudge p by r_t measured over n_images (over all processes when training on several)."""
+        self.p = (self.p + torch.sign(rt - self.target) * (n_images / (self.speed_kimg * 1000))).clamp(0.0, 1.0)

@@ -98,7 +98,9 @@ def read_manifest(path: Path | str) -> dict:
         manifest = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read data set version {path}: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
+            or not isinstance(manifest.get("files"), list) or not isinstance(manifest.get("root"), str) \
+            or not all(isinstance(name, str) for name in manifest["files"]):
         raise DataError(f"{path} is not a GANscope data set version")
     unsafe = [name for name in manifest["files"] if is_unsafe_name(name)]
     if unsafe or is_unsafe_name(manifest["root"].removeprefix("../")):

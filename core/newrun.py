@@ -33,7 +33,7 @@ class NewRun:
     aug_p: float = 0.0
     seed: int = 0
     cond: bool = False
-    device: str = "auto"
+    device: str = "auto"             # auto | cpu | cuda | all (every GPU, data-parallel)
 
 
 def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
@@ -56,10 +56,16 @@ def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
         errors.append("Class-conditional training needs labels: put the images in one subfolder per class.")
     if form.device == "cuda" and not _cuda_available():
         errors.append("No CUDA GPU is available on this machine; choose auto or cpu.")
+    if form.device == "all" and gpu_count() < 2:
+        errors.append("Training on all GPUs needs at least 2 GPUs; this machine has "
+                      f"{gpu_count()}. Choose auto.")
+    elif form.device == "all" and form.batch is not None and form.batch % gpu_count():
+        errors.append(f"With {gpu_count()} GPUs the batch size must be a multiple of {gpu_count()}.")
     if errors:
         return None, errors
     options = {"data": data, "res": form.res, "arch": form.arch, "batch": form.batch, "seed": form.seed,
-               "cond": form.cond or None, "device": form.device, "aug": form.aug,
+               "cond": form.cond or None, "aug": form.aug,
+               "device": "cuda" if form.device == "all" else form.device,
                form.length_unit: form.length}
     if form.aug == "fixed":
         options["aug_p"] = form.aug_p
@@ -144,6 +150,16 @@ def _save_upload(form: NewRun, errors: list[str]) -> tuple[str | None, bool | No
 def _cuda_available() -> bool:
     import torch
     return torch.cuda.is_available()
+
+
+def gpu_count() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def processes_for(form: NewRun) -> int:
+    """How many training processes the form asks for (one per GPU with "all")."""
+    return gpu_count() if form.device == "all" else 1
 
 
 def suggested_name(form_source: str, res: int, stamp: str) -> str:

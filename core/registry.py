@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,12 +129,13 @@ class Registry:
         return self.path_of(name).exists()
 
     # -- starting and stopping ---------------------------------------------------
-    def start(self, name: str, options: dict) -> Run:
-        """Launch a new run: `options` are trainer settings (TrainConfig names)."""
+    def start(self, name: str, options: dict, processes: int = 1) -> Run:
+        """Launch a new run: `options` are trainer settings (TrainConfig names); with processes > 1,
+        data-parallel over that many processes (one per GPU) through torchrun."""
         path = self.path_of(name)
         if path.exists() and any(path.iterdir()):
             raise RunError(f"a run named {name!r} already exists")
-        return self._launch(path, trainer_args(options))
+        return self._launch(path, trainer_args(options), processes)
 
     def resume(self, name: str, options: dict | None = None) -> Run:
         """Continue a stopped, finished, failed or crashed run (longer with kimg/minutes)."""
@@ -142,15 +144,16 @@ class Registry:
             raise RunError(f"{name} is {run.state}; stop it first")
         if not run.resumable:  # an exported generator (the demo run): launching would only mark it failed
             raise RunError(f"{name} holds only an exported generator: it can be explored, not resumed")
+        processes = run.config.get("runtime", {}).get("world_size", 1)  # as many as it trained with
         if run.folder.latest.exists():
-            return self._launch(run.path, ["--resume", *trainer_args(options or {})])
+            return self._launch(run.path, ["--resume", *trainer_args(options or {})], processes)
         # Stopped or failed before its first checkpoint: start it again from its config.
         config = {k: v for k, v in run.config.items() if k not in ("out", "runtime")}
-        return self._launch(run.path, trainer_args({**config, **(options or {})}))
+        return self._launch(run.path, trainer_args({**config, **(options or {})}), processes)
 
-    def _launch(self, path: Path, args: list[str]) -> Run:
+    def _launch(self, path: Path, args: list[str], processes: int = 1) -> Run:
         path.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "core.train", "--out", str(path), *args]
+        cmd = [*trainer_command(processes), "--out", str(path), *args]
         with open(path / "train.log", "ab") as log:
             log.write(f"\n$ {' '.join(cmd[1:])}\n".encode())
             log.flush()
@@ -224,6 +227,17 @@ class Registry:
 
     def set_notes(self, name: str, text: str) -> None:
         atomic.write_text(self.get(name).path / NOTES, text)
+
+
+def trainer_command(processes: int = 1) -> list[str]:
+    """`python -m core.train`, or torchrun over `processes` local processes (rendezvous on 127.0.0.1)."""
+    if processes <= 1:
+        return [sys.executable, "-m", "core.train"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
+            "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "core.train"]
 
 
 def trainer_args(options: dict) -> list[str]:

@@ -22,6 +22,7 @@ from .config import TrainConfig, build_parser, given_options, merge_for_resume, 
 from .data import DataError, load_image_set, summarize_skipped
 from .device import autocast, describe, pick_device, resolve_precision
 from .devicelock import DeviceLock
+from .distributed import Ranks
 from .grid import make_grid, save_png, to_uint8
 from .models import build_discriminator, build_generator, model_spec
 from .registry import process_alive
@@ -47,11 +48,30 @@ class StopFlag:
             self.signal = signal.Signals(signum).name
 
 
+class NullStatus:
+    """The status of ranks other than 0: only rank 0 writes the run folder."""
+
+    def __init__(self):
+        self.fields = {}
+
+    def start(self):
+        pass
+
+    def update(self, **fields):
+        self.fields.update(fields)
+
+    write = close = update
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, run: RunFolder, log: logging.Logger, status: StatusWriter,
-                 stop: StopFlag):
+                 stop: StopFlag, ranks: Ranks | None = None):
         self.cfg, self.run, self.log, self.status, self.stop = cfg, run, log, status, stop
-        self.device = pick_device(cfg.device)
+        self.ranks = ranks or Ranks()
+        if cfg.batch % self.ranks.world:
+            raise ValueError(f"--batch {cfg.batch} must be divisible by the {self.ranks.world} processes")
+        self.local_batch = cfg.batch // self.ranks.world  # each process samples its share
+        self.device = self.ranks.device(pick_device(cfg.device))
         self.precision = resolve_precision(self.device, cfg.precision)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -114,7 +134,9 @@ class Trainer:
         if self.device.type == "cuda":
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
+        self.ranks.broadcast_(self.G, self.D)  # same start everywhere
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.seed_ranks(0)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
@@ -132,19 +154,27 @@ class Trainer:
                       cfg.arch, cfg.res, n_params[0] / 1e6, n_params[1] / 1e6, describe(self.device),
                       self.precision)
 
+    def seed_ranks(self, step: int):
+        """Several processes: each draws its own batches (one process keeps its single stream)."""
+        if self.ranks.active:
+            torch.manual_seed(self.cfg.seed + 1_000_003 * (step + 1) + self.ranks.rank)
+
     def fixed_latents(self, fresh: bool):
         """The latents behind every sample grid: made once, saved in the run."""
-        if fresh:
+        if fresh and self.ranks.main:
             gen = torch.Generator().manual_seed(self.cfg.seed)
             z = torch.randn(GRID_SIZE, self.cfg.z_dim, generator=gen)
             n = max(len(self.class_names), 1)
             c = (torch.arange(GRID_SIZE) // 8) % n  # one class per grid row
             checkpoint.save(self.run.latents, {"z": z, "c": c})
+        self.ranks.barrier()  # rank 0 wrote them
         saved = checkpoint.load(self.run.latents)
         self.grid_z = saved["z"].to(self.device)
         self.grid_c = saved["c"].to(self.device) if self.class_names else None
 
     def save_reals(self):
+        if not self.ranks.main:
+            return
         gen = torch.Generator().manual_seed(self.cfg.seed)
         n = self.images.shape[0]
         idx = torch.randperm(n, generator=gen).repeat(math.ceil(GRID_SIZE / n))[:GRID_SIZE]
@@ -169,13 +199,17 @@ class Trainer:
         }
 
     def save_latest(self):
-        checkpoint.save(self.run.latest, self.checkpoint_payload())
+        if self.ranks.main:
+            checkpoint.save(self.run.latest, self.checkpoint_payload())
+        self.ranks.barrier()  # a NaN recovery on any rank may read it next
         self.last_save = time.monotonic()
 
     def save_snapshot(self):
-        payload = self.checkpoint_payload()
-        checkpoint.save(self.run.snapshot_path(self.step), payload)
-        checkpoint.save(self.run.latest, payload)
+        if self.ranks.main:
+            payload = self.checkpoint_payload()
+            checkpoint.save(self.run.snapshot_path(self.step), payload)
+            checkpoint.save(self.run.latest, payload)
+        self.ranks.barrier()
         self.last_save = time.monotonic()
         self.log.info("snapshot saved at step %d (%.1f kimg)", self.step, self.nimg / 1000)
 
@@ -200,6 +234,9 @@ class Trainer:
         if "cuda" in ck["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), self.device)
         self.apply_lr_scale()
+        self.seed_ranks(self.step)
+        if not self.ranks.main:
+            return
         # Lines after the checkpoint are redone; so is a partial line at its step.
         dropped = self.run.truncate_metrics(self.step - 1 if self.acc_steps else self.step)
         if dropped:
@@ -231,8 +268,8 @@ class Trainer:
 
     def train_step(self):
         cfg = self.cfg
-        real, c_real, c_fake = self.sample_batch(cfg.batch)
-        z = torch.randn(cfg.batch, cfg.z_dim, device=self.device)
+        real, c_real, c_fake = self.sample_batch(self.local_batch)
+        z = torch.randn(self.local_batch, cfg.z_dim, device=self.device)
         do_r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
 
         # D step: non-saturating logistic loss (= the tutorial's BCE), plus a
@@ -257,6 +294,7 @@ class Trainer:
             total_d = total_d * float("nan")
         self.opt_D.zero_grad(set_to_none=True)
         total_d.backward()
+        self.ranks.average_gradients(self.D)
         self.opt_D.step()
 
         # G step on the same fakes, through the updated D (as in the tutorial).
@@ -266,15 +304,16 @@ class Trainer:
         loss_g = F.softplus(-gen_logits).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
+        self.ranks.average_gradients(self.G)
         self.opt_G.step()
+        self.ranks.broadcast_(self.G, self.D, buffers_only=True)  # BatchNorm statistics (dcgan)
 
         self.step += 1
         self.nimg += cfg.batch
         self.update_ema()
+        rt = self.ranks.mean_(torch.sign(real_logits.detach().float()).mean())
         if cfg.aug == "ada":
-            rt = self.ada.update(real_logits)
-        else:
-            rt = torch.sign(real_logits.detach()).mean()
+            self.ada.step(rt, cfg.batch)
         self.acc += torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(real_logits.detach()).mean(),
                                  torch.sigmoid(fake_logits.detach()).mean(), r1.detach(), rt])
         self.acc_steps += 1
@@ -320,7 +359,8 @@ class Trainer:
         if self.pending_kid:
             row.update(self.pending_kid)
             self.pending_kid = None
-        self.run.append_metrics(row)
+        if self.ranks.main:
+            self.run.append_metrics(row)
         self.acc.zero_()
         self.acc_steps = self.acc_r1 = 0
         self.status.update(img_per_sec=row["img_per_sec"], aug_p=row["aug_p"])
@@ -331,6 +371,8 @@ class Trainer:
     @torch.no_grad()
     def save_samples(self):
         self.sync_ema_if_off()
+        if not self.ranks.main:
+            return
         images = []
         for i in range(0, GRID_SIZE, 32):
             c = self.grid_c[i:i + 32] if self.grid_c is not None else None
@@ -395,12 +437,13 @@ class Trainer:
                           progress=self.progress())
         self.log.info("training from step %d (%.2f kimg) to %s", self.step, self.nimg / 1000,
                       f"{cfg.minutes:g} minutes" if cfg.minutes is not None else f"{cfg.kimg:g} kimg")
-        while not self.finished() and self.stop.signal is None:
+        done, stopping = self.ranks.any(self.finished(), self.stop.signal is not None)
+        while not (done or stopping):
             t0 = time.perf_counter()
             self.train_step()
             self.train_seconds += time.perf_counter() - t0
-            done = self.finished()
-            stopping = self.stop.signal is not None
+            # Every process ends at the same step, whichever one got the signal or ran out of time.
+            done, stopping = self.ranks.any(self.finished(), self.stop.signal is not None)
             log_due = self.step % cfg.log_every == 0
             sample_due = self.crossed(cfg.sample_kimg)
             snapshot_due = self.crossed(cfg.snapshot_kimg)
@@ -410,12 +453,13 @@ class Trainer:
             if not (log_due or sample_due or snapshot_due or kid_due or done or stopping):
                 continue
             if stopping:
-                self.status.write(state="stopping", message=f"stopping on {self.stop.signal}")
+                self.status.write(state="stopping", message=f"stopping on {self.stop.signal or 'another rank'}")
+            self.ranks.mean_(self.acc)  # loss sums over all processes (linear: safe to repeat)
             if not self.healthy():
                 self.recover_from_nan()
                 interval_start, interval_nimg0 = time.perf_counter(), self.nimg
                 continue
-            if kid_due:
+            if kid_due and self.ranks.main:
                 self.measure_kid()
             if log_due:
                 now = time.perf_counter()
@@ -432,9 +476,9 @@ class Trainer:
                 # The last, partial interval. The checkpoint above still holds its
                 # sums, so a resumed run drops this line and rewrites it in full.
                 self.write_metrics(time.perf_counter() - interval_start, self.nimg - interval_nimg0)
-        if self.stop.signal is not None:
+        if stopping:
             self.log.info("stopped by %s at step %d (%.2f kimg); resume with --resume",
-                          self.stop.signal, self.step, self.nimg / 1000)
+                          self.stop.signal or "another rank", self.step, self.nimg / 1000)
             return "stopped"
         self.log.info("finished at step %d (%.2f kimg)", self.step, self.nimg / 1000)
         return "finished"
@@ -471,6 +515,18 @@ def setup_logging(run: RunFolder) -> logging.Logger:
     return log
 
 
+def rank_logging(rank: int) -> logging.Logger:
+    """Ranks other than 0 only report problems, on stderr (torchrun collects it)."""
+    log = logging.getLogger(f"ganscope.train.rank{rank}")
+    log.setLevel(logging.WARNING)
+    log.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s rank {rank} %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+    return log
+
+
 def _stderr_is(path) -> bool:
     try:
         a, b = os.fstat(sys.stderr.fileno()), os.stat(path)
@@ -487,8 +543,13 @@ def check_not_running(run: RunFolder) -> None:
         return
     fresh = time.time() - status.get("heartbeat", 0) < HEARTBEAT_STALE_S
     if status.get("state") in ("starting", "running", "stopping") and fresh and \
-            status.get("pid") != os.getpid() and process_alive(status.get("pid")):
+            not launched_us(status.get("pid")) and process_alive(status.get("pid")):
         raise ValueError(f"run {run.path} is already being trained by pid {status['pid']}")
+
+
+def launched_us(pid) -> bool:
+    """The pid the dashboard recorded: this process, or torchrun's launcher above it."""
+    return pid in (os.getpid(), os.getppid())
 
 
 def prepare_new_run(run: RunFolder) -> None:
@@ -539,7 +600,7 @@ def fail_early(run: RunFolder, message: str) -> None:
         status = run.read_status()
     except (OSError, ValueError):
         return
-    if status.get("pid") == os.getpid():
+    if launched_us(status.get("pid")):
         atomic.write_json(run.status, {**status, "state": "failed", "message": message,
                                        "updated_at": time.time(), "heartbeat": time.time()})
 
@@ -553,6 +614,7 @@ def main(argv=None) -> int:
         if exit_.code and "--out" in argv[:-1]:
             fail_early(RunFolder(argv[argv.index("--out") + 1]), "invalid trainer options (see train.log)")
         raise
+    ranks = Ranks()  # several processes under torchrun; rank 0 alone writes the run folder
     run = RunFolder(args.out)
     given = given_options(args)
     try:
@@ -561,28 +623,35 @@ def main(argv=None) -> int:
                 raise ValueError(f"nothing to resume in {run.path}: no config.json")
             if not run.latest.exists():
                 raise ValueError(f"nothing to resume in {run.path}: no checkpoints/latest.pt")
-            check_not_running(run)
+            if ranks.main:
+                check_not_running(run)
             cfg = merge_for_resume(run.read_config(), given)
         else:
             cfg = resolve(given)
-            prepare_new_run(run)
+            if ranks.main:
+                prepare_new_run(run)
     except (ValueError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
-        fail_early(run, str(e))
+        if ranks.main:
+            fail_early(run, str(e))
         return 2
 
     cfg.out = str(run.path)
-    if not args.resume:
+    if not args.resume and ranks.main:
         run.write_config(cfg.to_dict())  # visible to the dashboard while data loads or the run queues
-    log = setup_logging(run)
-    status = StatusWriter(run, state="starting", step=0, kimg=0.0, img_per_sec=0.0,
-                          target_kimg=cfg.kimg, target_minutes=cfg.minutes)
+    if ranks.main:
+        log = setup_logging(run)
+        status = StatusWriter(run, state="starting", step=0, kimg=0.0, img_per_sec=0.0,
+                              target_kimg=cfg.kimg, target_minutes=cfg.minutes)
+    else:
+        log, status = rank_logging(ranks.rank), NullStatus()
     status.start()
     stop = StopFlag()
     signal.signal(signal.SIGTERM, stop.request)
     signal.signal(signal.SIGINT, stop.request)
     try:
-        trainer = Trainer(cfg, run, log, status, stop)
+        trainer = Trainer(cfg, run, log, status, stop, ranks)
+        ranks.start(trainer.device)
         status.update(device=describe(trainer.device), precision=trainer.precision)
         device_lock = wait_for_device(trainer, status, log)
         if stop.signal is not None:  # stopped while queued: nothing has changed
@@ -591,7 +660,8 @@ def main(argv=None) -> int:
         status.write(state="starting", message="loading data")
         trainer.load_data()
         trainer.build()
-        run.write_config({**cfg.to_dict(), "runtime": runtime_info(trainer)})
+        if ranks.main:
+            run.write_config({**cfg.to_dict(), "runtime": runtime_info(trainer)})
         trainer.fixed_latents(fresh=not args.resume)
         if args.resume:
             trainer.restore(run.latest)
@@ -601,6 +671,10 @@ def main(argv=None) -> int:
             trainer.save_samples()
             trainer.save_latest()  # step 0: a good checkpoint to fall back to from the start
         state = trainer.train()
+        if ranks.active:
+            in_sync = ranks.in_sync(trainer.G, trainer.G_ema, trainer.D)
+            log.info("%d processes; replicas %s", ranks.world, "in sync" if in_sync else "OUT OF SYNC")
+            status.update(world_size=ranks.world, replicas_in_sync=in_sync)
         status.close(state=state, step=trainer.step, kimg=trainer.nimg / 1000, progress=trainer.progress(),
                      message="stopped; resume to continue" if state == "stopped" else "finished")
         if device_lock:
@@ -614,6 +688,8 @@ def main(argv=None) -> int:
         log.exception("training failed")
         status.close(state="failed", message=f"{type(e).__name__}: {e}")
         return 1
+    finally:
+        ranks.close()
 
 
 def runtime_info(trainer: Trainer) -> dict:
@@ -621,7 +697,7 @@ def runtime_info(trainer: Trainer) -> dict:
     return {
         "device": str(trainer.device), "device_name": describe(trainer.device),
         "precision": trainer.precision, "torch": torch.__version__, "model": trainer.spec,
-        "n_images": len(data.names), "class_names": trainer.class_names,
+        "n_images": len(data.names), "class_names": trainer.class_names, "world_size": trainer.ranks.world,
         "data_classes": data.class_names, "data_key": data.key, "skipped": len(data.skipped),
     }
 

@@ -51,21 +51,26 @@ def run_import(ds, how: str, payload) -> None:
         return
     bar.empty()
     st.session_state["import-result"] = (ds.name, len(result.added), result.skipped, result.version.number)
-    st.session_state["dataset"] = ds.name
+    st.session_state["select-dataset"] = ds.name
     st.rerun()
 
 
 # -- which data set -----------------------------------------------------------------
 sets = registry.all()
 names = [d.name for d in sets]
-wanted = st.session_state.get("dataset") or st.query_params.get("set")
+# The choice starts from the link, and jumps to a data set just created by an import.
+wanted = st.session_state.pop("select-dataset", None) or st.session_state.get("dataset")
+if wanted is None and "dataset" not in st.session_state:
+    wanted = st.query_params.get("set", names[0] if names else NEW)
+if wanted is not None:
+    st.session_state["dataset"] = wanted if wanted in names else NEW
 with st.sidebar:
-    choice = st.selectbox("Data set", names + [NEW], index=names.index(wanted) if wanted in names else
-                          (0 if names else len(names)))
+    choice = st.selectbox("Data set", names + [NEW], key="dataset")
 ds = registry.get(choice) if choice != NEW else None
-st.session_state["dataset"] = ds.name if ds else None
 if ds:
     st.query_params["set"] = ds.name
+else:
+    st.query_params.pop("set", None)
 
 tab_import, tab_report, tab_curate = st.tabs(["Import", "Report", "Curate"])
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import monitor
 from core.datasets import DataRegistry
-from core.newrun import NewRun, suggested_name, validate
+from core.newrun import NewRun, gpu_count, processes_for, suggested_name, validate
 from core.paths import checkpoints_dir
 from core.registry import Registry, RunError
 from core.runfolder import MetricsTail
@@ -73,7 +73,9 @@ with tab_new:
     aug = left.selectbox("Augmentation", ["preset", "ada", "fixed", "none"],
                          help="ada adapts p to how much D overfits; preset = ada for resnet, none for dcgan.")
     aug_p = mid.slider("Fixed p", 0.0, 1.0, 0.2, disabled=aug != "fixed")
-    device = right.selectbox("Device", ["auto", "cpu", "cuda"])
+    devices = ["auto", "cpu", "cuda"] + (["all"] if gpu_count() > 1 else [])
+    device = right.selectbox("Device", devices, format_func=lambda d: f"all {gpu_count()} GPUs (data-parallel)"
+                             if d == "all" else d)
     cond = st.checkbox("Class-conditional (needs labels: subfolders, or the emoji categories)")
     follow_default("run-name", suggested_name(data_name, res, time.strftime("%m%d-%H%M")))
     name = st.text_input("Run name", key="run-name")
@@ -88,7 +90,7 @@ with tab_new:
             st.error(error)
         if options is not None:
             try:
-                run = registry.start(name.strip(), options)
+                run = registry.start(name.strip(), options, processes_for(form))
             except RunError as e:
                 st.error(str(e))
             else:

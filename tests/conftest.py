@@ -39,6 +39,20 @@ def make_images(folder: Path, n: int, size=(40, 48), classes=("a", "b"), seed=0)
 
 
 @pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    """An empty checkpoints folder for the app; any run still active afterwards is stopped."""
+    from core.registry import Registry
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(root))
+    yield root
+    registry = Registry(root)
+    for run in registry.runs():
+        if run.active:
+            registry.stop(run.name, timeout=20)
+
+
+@pytest.fixture
 def image_folder(tmp_path) -> Path:
     return make_images(tmp_path / "images", 12)
 

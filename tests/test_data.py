@@ -259,7 +259,7 @@ def test_missing_path(tmp_path):
 
 def test_other_file_is_not_a_source(tmp_path):
     (tmp_path / "a.txt").write_text("a")
-    with pytest.raises(DataError, match="is not a folder or a .zip file"):
+    with pytest.raises(DataError, match="is not a folder, a .zip file or a data set version"):
         load_image_set(str(tmp_path / "a.txt"), RES)
 
 

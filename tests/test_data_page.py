@@ -125,3 +125,16 @@ def test_outliers_are_ranked_and_excluded_in_one_click(tmp_path):
     assert summary.startswith("**5** of 9 images kept")
     button(at, "Save as v2").click().run()
     assert "zz-noise.png" not in DataRegistry().get("odd").latest().files
+
+
+def test_switching_to_a_new_data_set_sticks(tmp_path):
+    from core import dataimport
+    dataimport.import_folder(DataRegistry().create("first", "folder"), make_images(tmp_path / "i", 3))
+    at = app()
+    at.query_params["set"] = "first"
+    at.run()
+    assert at.sidebar.selectbox[0].value == "first"
+    at.sidebar.selectbox[0].set_value("➕ New data set").run()
+    at.run()  # and it stays there on the next rerun
+    assert at.sidebar.selectbox[0].value == "➕ New data set"
+    assert at.text_input[0].label == "Name of the new data set"

@@ -12,14 +12,6 @@ DEMO = REPO / "checkpoints" / "demo-emoji"
 
 
 @pytest.fixture
-def runs_root(tmp_path, monkeypatch):
-    root = tmp_path / "checkpoints"
-    root.mkdir()
-    monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(root))
-    return root
-
-
-@pytest.fixture
 def cond_run(runs_root, tmp_path):
     data = make_images(tmp_path / "images", 12, classes=("cats", "dogs", "owls"))
     result = run_trainer("--data", data, "--out", runs_root / "tiny", "--res", "32", "--batch", "8",

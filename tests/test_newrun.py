@@ -67,3 +67,12 @@ def test_every_problem_is_reported_at_once(tmp_path):
     form = NewRun(name="bad name", source="folder", folder="", batch=1, length=0, aug="fixed", aug_p=2)
     _, errors = validate(form, Registry(tmp_path))
     assert len(errors) == 5
+
+
+def test_all_gpus_needs_at_least_two(tmp_path):
+    import torch
+    if torch.cuda.device_count() >= 2:
+        import pytest
+        pytest.skip("this machine has several GPUs")
+    options, errors = validate(NewRun(name="g", device="all"), Registry(tmp_path))
+    assert options is None and "needs at least 2 GPUs" in errors[0]

@@ -13,18 +13,6 @@ DEMO = REPO / "checkpoints" / "demo-emoji"
 
 
 @pytest.fixture
-def runs_root(tmp_path, monkeypatch):
-    root = tmp_path / "checkpoints"
-    root.mkdir()
-    monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(root))
-    yield root
-    registry = Registry(root)
-    for run in registry.runs():
-        if run.active:
-            registry.stop(run.name, timeout=20)
-
-
-@pytest.fixture
 def finished_run(runs_root, tmp_path):
     data = make_images(tmp_path / "images", 12)
     assert run_trainer("--data", data, "--out", runs_root / "tiny", *TINY, "--kimg", "0.4").returncode == 0

@@ -188,3 +188,18 @@ def test_an_exported_generator_is_explorable_but_not_resumable(registry):
     with pytest.raises(RunError, match="exported generator"):
         registry.resume("demo-emoji")
     assert (registry.root / "demo-emoji" / "status.json").read_bytes() == before  # nothing changed
+
+
+def test_a_data_parallel_run_starts_stops_and_resumes_through_the_registry(registry, data):
+    """What "all GPUs" launches, here as 2 CPU processes (gloo): stop reaches every rank."""
+    run = registry.start("ddp", {"data": data, **TINY_OPTIONS, "device": "cpu", "kimg": 50}, processes=2)
+    wait_for(lambda: registry.get("ddp").status.get("step", 0) >= 10, timeout=120, what="2-process training")
+    stopped = registry.stop("ddp", timeout=60)
+    assert stopped.state == "stopped" and stopped.folder.latest.exists()
+    assert stopped.config["runtime"]["world_size"] == 2 and stopped.status["replicas_in_sync"] is True
+    step = stopped.status["step"]
+    registry.resume("ddp", {"kimg": round(stopped.status["kimg"] + 0.1, 3)})
+    wait_for(lambda: registry.get("ddp").state == "finished", timeout=120, what="resumed run to finish")
+    finished = registry.get("ddp")
+    assert finished.status["world_size"] == 2 and finished.status["step"] > step
+    assert "torch.distributed.run" in finished.folder.log.read_text()  # relaunched with 2 processes

@@ -1,0 +1,89 @@
+"""GANscope's default recipe vs the PyTorch DCGAN tutorial, same data, same training time: KID of each.
+
+Both are trained by core.train (the tutorial as `--arch dcgan`: its networks, BCE,
+Adam 2e-4 / beta1 0.5, batch 128, no augmentation, no EMA) for the same number of
+minutes of training steps on the same cores. KID is measured with the standard
+FID Inception features between the training images and the same number of
+generated images from each model (G_ema for the default recipe).
+
+    python bench/quality.py [--minutes 10] [--res 32] [--subset 1000] [--samples 1000]
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from core import checkpoint, evaluate, features, metrics  # noqa: E402
+from core.data import load_image_set  # noqa: E402
+from core.paths import BUILTIN_EMOJI  # noqa: E402
+
+RECIPES = {"default (resnet)": "resnet", "DCGAN tutorial": "dcgan"}
+
+
+def subset_folder(n: int, seed: int, root: Path) -> str:
+    """n emoji drawn at random, written as PNG files: a small data set like a user's."""
+    emoji = load_image_set(BUILTIN_EMOJI, 64)
+    picks = np.random.default_rng(seed).permutation(len(emoji.images))[:n]
+    folder = root / f"emoji-{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in picks:
+        Image.fromarray(emoji.images[i]).save(folder / f"{emoji.names[i]}.png")
+    return str(folder)
+
+
+def train(arch: str, data: str, out: Path, args) -> dict:
+    cmd = [sys.executable, "-m", "core.train", "--data", data, "--out", str(out), "--arch", arch,
+           "--res", str(args.res), "--minutes", str(args.minutes), "--seed", str(args.seed),
+           "--device", args.device, "--kid-kimg", "0"]
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    status = json.loads((out / "status.json").read_text())
+    return {"kimg": status["kimg"], "train_s": status["train_seconds"], "wall_s": time.perf_counter() - started}
+
+
+def kid_of(run: Path, real_feats: np.ndarray, labels, n: int) -> tuple[float, float]:
+    G, _ = checkpoint.load_generator(run / "checkpoints" / "latest.pt")
+    fakes, _ = evaluate.fake_images(G, n, labels=labels)
+    return metrics.kid(real_feats, features.extract(fakes, "inception"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=10.0, help="training time per recipe (default 10)")
+    p.add_argument("--res", type=int, default=32, choices=(32, 64, 128))
+    p.add_argument("--subset", type=int, default=0, help="train on N random emoji instead of all 1,911")
+    p.add_argument("--samples", type=int, default=1000, help="generated images per KID (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        data = subset_folder(args.subset, args.seed, work) if args.subset else BUILTIN_EMOJI
+        reals = load_image_set(data, args.res)
+        print(f"data: {len(reals.images)} images ({data}) at {args.res} px; {args.minutes:g} min of training "
+              f"per recipe; KID from {args.samples} generated images", flush=True)
+        real_feats = evaluate.real_features(reals, "inception")
+        results = {}
+        for label, arch in RECIPES.items():
+            info = train(arch, data, work / arch, args)
+            kid, se = kid_of(work / arch, real_feats, None, args.samples)
+            results[label] = kid
+            print(f"{label:18s}: KID {kid * 1000:7.2f} ± {se * 1000:.2f} ×10⁻³   "
+                  f"({info['kimg']:.1f} kimg in {info['train_s'] / 60:.1f} min of steps)", flush=True)
+        ratio = results["default (resnet)"] / max(results["DCGAN tutorial"], 1e-12)
+        print(f"ratio default / tutorial: {ratio:.3f}  (target <= 0.5; lower KID is better)")
+
+
+if __name__ == "__main__":
+    main()
