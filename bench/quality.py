@@ -7,9 +7,13 @@ FID Inception features between the training images and the same number of
 generated images from each model (G_ema for the default recipe).
 
     python bench/quality.py [--minutes 10] [--res 32] [--subset 1000] [--samples 1000]
+                            [--try NAME="--arch dcgan --aug ada --r1-gamma 1 ..."]
+
+--try adds a candidate recipe (trainer options on top of the defaults), for tuning.
 """
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -40,8 +44,8 @@ def subset_folder(n: int, seed: int, root: Path) -> str:
     return str(folder)
 
 
-def train(arch: str, data: str, out: Path, args) -> dict:
-    cmd = [sys.executable, "-m", "core.train", "--data", data, "--out", str(out), "--arch", arch,
+def train(options: list[str], data: str, out: Path, args) -> dict:
+    cmd = [sys.executable, "-m", "core.train", "--data", data, "--out", str(out), *options,
            "--res", str(args.res), "--minutes", str(args.minutes), "--seed", str(args.seed),
            "--device", args.device, "--kid-kimg", "0"]
     started = time.perf_counter()
@@ -65,7 +69,13 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--try", dest="candidates", action="append", default=[], metavar='NAME="OPTIONS"',
+                   help="also train a candidate recipe: trainer options, e.g. --try small='--channels 8'")
     args = p.parse_args()
+    recipes = {label: ["--arch", arch] for label, arch in RECIPES.items()}
+    for candidate in args.candidates:
+        name, _, options = candidate.partition("=")
+        recipes[name] = shlex.split(options)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
@@ -75,14 +85,17 @@ def main():
               f"per recipe; KID from {args.samples} generated images", flush=True)
         real_feats = evaluate.real_features(reals, "inception")
         results = {}
-        for label, arch in RECIPES.items():
-            info = train(arch, data, work / arch, args)
-            kid, se = kid_of(work / arch, real_feats, None, args.samples)
+        for i, (label, options) in enumerate(recipes.items()):
+            out = work / f"recipe-{i}"
+            info = train(options, data, out, args)
+            kid, se = kid_of(out, real_feats, None, args.samples)
             results[label] = kid
             print(f"{label:18s}: KID {kid * 1000:7.2f} ± {se * 1000:.2f} ×10⁻³   "
                   f"({info['kimg']:.1f} kimg in {info['train_s'] / 60:.1f} min of steps)", flush=True)
-        ratio = results["default (resnet)"] / max(results["DCGAN tutorial"], 1e-12)
-        print(f"ratio default / tutorial: {ratio:.3f}  (target <= 0.5; lower KID is better)")
+        tutorial = max(results["DCGAN tutorial"], 1e-12)
+        for label, kid in results.items():
+            if label != "DCGAN tutorial":
+                print(f"ratio {label} / tutorial: {kid / tutorial:.3f}  (target <= 0.5; lower KID is better)")
 
 
 if __name__ == "__main__":

@@ -92,15 +92,15 @@ def save_scan(ds: DataSet, infos: dict[str, FileInfo]) -> None:
 
 def scan(ds: DataSet, progress=None) -> dict[str, FileInfo]:
     """FileInfo of every file in the set; only files new or changed since the last scan are decoded."""
-    infos = load_scan(ds)
+    cached = load_scan(ds)
     names = ds.file_names()
-    todo = [n for n in names if n not in infos or infos[n].bytes != (ds.files_dir / n).stat().st_size]
+    todo = [n for n in names if n not in cached or cached[n].bytes != (ds.files_dir / n).stat().st_size]
     for i, name in enumerate(todo):
-        infos[name] = inspect(name, (ds.files_dir / name).read_bytes())
+        cached[name] = inspect(name, (ds.files_dir / name).read_bytes())
         if progress:
             progress(i + 1, len(todo))
-    infos = {n: infos[n] for n in names}
-    if todo or len(infos) != len(load_scan(ds)):
+    infos = {n: cached[n] for n in names}
+    if todo or len(infos) != len(cached):  # new, changed or removed files
         save_scan(ds, infos)
     return infos
 

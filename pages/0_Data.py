@@ -1,5 +1,6 @@
 """Data: import images (folder, upload, URL list), see what they are, curate a version to train on."""
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -7,7 +8,7 @@ import streamlit as st
 
 from core import curate, dataimport, urlimport
 from core.data import FITS, DataError, decode_image, fit_image, labels_of, load_image_set
-from core.datasets import DataRegistry, DataSetError
+from core.datasets import DataRegistry, DataSet, DataSetError
 from core.grid import make_grid
 
 st.set_page_config(page_title="Data · GANscope", page_icon="🔭", layout="wide")
@@ -26,6 +27,15 @@ def thumbnails(version_path: str, fit: str, mtime: float) -> tuple[np.ndarray, l
     """The version's usable images at 64 px (cached on disk by content, so this is fast after once)."""
     images = load_image_set(version_path, THUMB_RES, fit)
     return images.images, images.names
+
+
+@st.cache_data(max_entries=8, show_spinner="Looking for duplicates…")
+def duplicate_groups(dataset_path: str, files: tuple, scan_mtime: float):
+    """(exact, near) duplicate groups among a version's files; recomputed when the scan changes."""
+    ds = DataSet(Path(dataset_path))
+    infos = curate.load_scan(ds)
+    listed = [infos[n] for n in files if n in infos]
+    return curate.exact_duplicates(listed), curate.near_duplicates(listed, curate.file_opener(ds))
 
 
 def scan_with_progress(ds) -> dict:
@@ -168,13 +178,13 @@ with tab_report:
 
 # -- Curate ------------------------------------------------------------------------------
 with tab_curate:
-    labels = {v.number: v.label for v in versions}
-    base_number = st.selectbox("Start from", list(labels), index=len(labels) - 1, format_func=labels.get)
+    version_labels = {v.number: v.label for v in versions}
+    base_number = st.selectbox("Start from", list(version_labels), index=len(versions) - 1,
+                               format_func=version_labels.get)
     base = next(v for v in versions if v.number == base_number)
     state_key = f"exclude:{ds.name}:{base.number}"
     exclude: set = st.session_state.setdefault(state_key, set())
-    base_infos = [infos[n] for n in base.files if n in infos]
-    by_name = {i.name: i for i in base_infos}
+    by_name = {n: infos[n] for n in base.files if n in infos}
 
     def drop(names_to_drop, why):
         exclude.update(names_to_drop)
@@ -183,8 +193,7 @@ with tab_curate:
         st.toast(f"Excluded {len(names_to_drop)} {why}")
 
     st.subheader("Duplicates")
-    exact = curate.exact_duplicates(base_infos)
-    near = curate.near_duplicates(base_infos, curate.file_opener(ds))
+    exact, near = duplicate_groups(str(ds.path), tuple(base.files), (ds.path / curate.SCAN_FILE).stat().st_mtime)
     thumbs, thumb_names = thumbnails(str(base.path), base.fit, base.path.stat().st_mtime)
     index = {n: i for i, n in enumerate(thumb_names)}
     for title, groups in (("identical files", exact), ("near duplicates (same picture, other file)", near)):
@@ -238,7 +247,9 @@ with tab_curate:
     for k, name in enumerate(thumb_names[page * PAGE:(page + 1) * PAGE]):
         col = columns[k % 12]
         col.image(thumbs[index[name]], width="stretch")
-        kept = col.checkbox("keep", value=name not in exclude, key=f"keep:{state_key}:{name}", help=name)
+        key = f"keep:{state_key}:{name}"
+        st.session_state.setdefault(key, name not in exclude)  # (a value= as well would make Streamlit warn)
+        kept = col.checkbox("keep", key=key, help=name)
         (exclude.discard if kept else exclude.add)(name)
 
     st.subheader("Save a version")

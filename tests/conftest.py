@@ -71,6 +71,14 @@ def run_trainer(*args, timeout=TRAINER_TIMEOUT_S) -> subprocess.CompletedProcess
                           timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def train_tiny_run(out: Path, images: Path, *extra) -> Path:
+    """A finished 32 px run on `images` in a few seconds, for the pages to show."""
+    result = run_trainer("--data", images, "--out", out, "--res", "32", "--batch", "8", "--channels", "8",
+                         "--kimg", "0.08", *extra)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def start_trainer(*args, log_path: Path) -> subprocess.Popen:
     """A trainer in the background; the caller must stop it (see stop_process)."""
     with open(log_path, "w") as out:

@@ -79,11 +79,8 @@ def editor_image_src(page) -> str:
 
 
 def test_latent_lab_slider_changes_the_image(app_server, browser_page, runs_dir, tmp_path):
-    from conftest import make_images, run_trainer
-    data = make_images(tmp_path / "images", 8, classes=())
-    trained = run_trainer("--data", data, "--out", runs_dir / "tiny", "--res", "32", "--batch", "8",
-                          "--channels", "8", "--kimg", "0.08")
-    assert trained.returncode == 0, trained.stderr
+    from conftest import make_images, train_tiny_run
+    train_tiny_run(runs_dir / "tiny", make_images(tmp_path / "images", 8, classes=()))
     page = browser_page
     with screenshot_on_failure(page, tmp_path / "lab-failure.png"):
         page.goto(f"{app_server}/Latent_Lab")
@@ -104,11 +101,8 @@ def test_latent_lab_slider_changes_the_image(app_server, browser_page, runs_dir,
 
 
 def test_map_page_shows_real_and_generated_points(app_server, browser_page, runs_dir, tmp_path):
-    from conftest import make_images, run_trainer
-    data = make_images(tmp_path / "images", 16, classes=())
-    trained = run_trainer("--data", data, "--out", runs_dir / "tiny", "--res", "32", "--batch", "8",
-                          "--channels", "8", "--kimg", "0.08")
-    assert trained.returncode == 0, trained.stderr
+    from conftest import make_images, train_tiny_run
+    train_tiny_run(runs_dir / "tiny", make_images(tmp_path / "images", 16, classes=()))
     page = browser_page
     with screenshot_on_failure(page, tmp_path / "map-failure.png"):
         page.goto(f"{app_server}/Map?map=pca&fake=100")

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, make_images, run_trainer
+from conftest import REPO, make_images, train_tiny_run
 
 REAL_VS_FAKE = str(REPO / "pages" / "3_Real_vs_Fake.py")
 MAP = str(REPO / "pages" / "4_Map.py")
@@ -15,10 +15,7 @@ DEMO = REPO / "checkpoints" / "demo-emoji"
 @pytest.fixture
 def tiny_run(runs_root, tmp_path):
     data = make_images(tmp_path / "images", 24, classes=("cats", "dogs"))
-    result = run_trainer("--data", data, "--out", runs_root / "tiny", "--res", "32", "--batch", "8",
-                         "--channels", "8", "--cond", "--kimg", "0.08", "--snapshot-kimg", "0.04")
-    assert result.returncode == 0, result.stderr
-    return runs_root / "tiny"
+    return train_tiny_run(runs_root / "tiny", data, "--cond", "--snapshot-kimg", "0.04")
 
 
 def by_label(elements, label):

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, make_images, run_trainer
+from conftest import REPO, make_images, train_tiny_run
 
 LAB = str(REPO / "pages" / "2_Latent_Lab.py")
 DEMO = REPO / "checkpoints" / "demo-emoji"
@@ -14,10 +14,7 @@ DEMO = REPO / "checkpoints" / "demo-emoji"
 @pytest.fixture
 def cond_run(runs_root, tmp_path):
     data = make_images(tmp_path / "images", 12, classes=("cats", "dogs", "owls"))
-    result = run_trainer("--data", data, "--out", runs_root / "tiny", "--res", "32", "--batch", "8",
-                         "--channels", "8", "--cond", "--kimg", "0.08", "--snapshot-kimg", "0.04")
-    assert result.returncode == 0, result.stderr
-    return runs_root / "tiny"
+    return train_tiny_run(runs_root / "tiny", data, "--cond", "--snapshot-kimg", "0.04")
 
 
 def by_label(elements, label):
