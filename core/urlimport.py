@@ -13,7 +13,6 @@ import re
 import threading
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -353,24 +352,3 @@ class _Fetcher:
             if len(body) > self.max_bytes:
                 raise too_big  # stop reading: the server may send far more
         return bytes(body)
-
-
-# ---------------------------------------------------------------- reporting
-
-def summarize(results: Iterable[UrlResult]) -> dict:
-    """{"ok": n, "skipped": n, "failed": n, "reasons": Counter of failure kinds}.
-
-    Reasons are cut to their kind ("not a decodable image: ..." -> "not a
-    decodable image", "decompression bomb (N pixels)" -> "decompression bomb")
-    so the UI can show a short table.
-    """
-    counts = {"ok": 0, "skipped": 0, "failed": 0, "reasons": Counter()}
-    for result in results:
-        counts[result.status] += 1
-        if result.status == "failed":
-            counts["reasons"][_reason_kind(result.reason or "")] += 1
-    return counts
-
-
-def _reason_kind(reason: str) -> str:
-    return reason.split(":")[0].split(" (")[0].strip()

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import curate, dataimport, urlimport
-from core.data import FITS, DataError, decode_image, fit_image, labels_of, load_image_set
+from core.data import (FITS, DataError, Skipped, decode_image, fit_image, labels_of, load_image_set,
+                       summarize_skipped)
 from core.datasets import DataRegistry, DataSet, DataSetError
 from core.grid import make_grid
 
@@ -90,7 +91,7 @@ with tab_import:
         set_name, added, skipped, version = done
         st.success(f"Added {added} image{'s' * (added != 1)} to {set_name} (now version v{version}).")
         if skipped:
-            with st.expander(f"{len(skipped)} skipped", expanded=added == 0):
+            with st.expander(summarize_skipped([Skipped(n, r) for n, r in skipped]), expanded=added == 0):
                 st.dataframe([{"file": n, "reason": r} for n, r in skipped], hide_index=True, width="stretch")
     if ds is None:
         set_name = st.text_input("Name of the new data set", placeholder="book-covers",

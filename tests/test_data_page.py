@@ -50,7 +50,7 @@ def test_import_report_curate_and_save_a_version(tmp_path):
     button(at, "Import").click().run()
     assert not at.exception
     assert at.success[0].value.startswith("Added 11 images to blobs (now version v1)")
-    assert at.expander[0].label == "1 skipped"  # the junk file, with its reason
+    assert at.expander[0].label == "1 skipped (1 cannot decode)"  # the junk file, with its reason
     assert at.sidebar.selectbox[0].value == "blobs"
 
     metrics = {m.label: m.value for m in at.metric}
