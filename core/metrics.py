@@ -111,6 +111,8 @@ def kid(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100, subset_siz
     each set, drawn without replacement. Unlike FID it is unbiased, so it can come
     out slightly negative for matching sets, and it suits small sets. The standard
     error is std over subsets / sqrt(subsets); subsets overlap, so it is a guide only.
+    With several subsets, m is at most half the smaller set: otherwise every subset
+    of a set no larger than subset_size would be the whole set, and the error 0.
 
     Every kernel value is computed once, then subsets are lookups. Sets larger than
     KID_POOL are first cut to a random KID_POOL points (each subset is still a
@@ -119,6 +121,8 @@ def kid(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100, subset_siz
     a, b = _features(feats_a, "feats_a", 2), _features(feats_b, "feats_b", 2)
     _same_dim(a, b)
     m = min(subset_size, len(a), len(b))
+    if subsets > 1:
+        m = min(m, len(a) // 2, len(b) // 2)
     if m < 2 or subsets < 1:
         raise ValueError("KID needs subset_size >= 2 and subsets >= 1")
     rng = np.random.default_rng(seed)

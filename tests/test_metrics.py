@@ -104,6 +104,15 @@ def test_kid_matches_the_formula_on_one_whole_set():
     assert metrics.kid(x, y, subsets=1, subset_size=1000) == pytest.approx((expected, 0.0), rel=1e-10)
 
 
+def test_kid_error_is_not_zero_when_the_sets_are_no_larger_than_a_subset():
+    """1,000 fakes against 1,000 reals with subsets of 1,000: the subsets must still differ."""
+    x, y = gaussian(400, 16, seed=16), gaussian(400, 16, mean=0.3, seed=17)
+    mean, se = metrics.kid(x, y, subsets=20, subset_size=1000)
+    whole, _ = metrics.kid(x, y, subsets=1, subset_size=1000)
+    assert se > 0
+    assert mean == pytest.approx(whole, abs=4 * se)
+
+
 def test_kid_pools_large_sets(monkeypatch):
     monkeypatch.setattr(metrics, "KID_POOL", 300)
     x, y = gaussian(1000, 16), gaussian(1000, 16, mean=0.5, seed=13)
