@@ -1,13 +1,13 @@
 """GANscope's default recipe vs the PyTorch DCGAN tutorial, same data, same training time: KID of each.
 
-Both are trained by core.train (the tutorial as `--arch dcgan`: its networks, BCE,
+Both are trained by core.train (the tutorial as `--recipe tutorial`: its networks, BCE,
 Adam 2e-4 / beta1 0.5, batch 128, no augmentation, no EMA) for the same number of
 minutes of training steps on the same cores. KID is measured with the standard
 FID Inception features between the training images and the same number of
 generated images from each model (G_ema for the default recipe).
 
     python bench/quality.py [--minutes 10] [--res 32] [--subset 1000] [--samples 1000]
-                            [--try NAME="--arch dcgan --aug ada --r1-gamma 1 ..."]
+                            [--try NAME="--arch resnet --batch 32 ..."]
 
 --try adds a candidate recipe (trainer options on top of the defaults), for tuning.
 """
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +31,8 @@ from core import checkpoint, evaluate, features, metrics  # noqa: E402
 from core.data import load_image_set  # noqa: E402
 from core.paths import BUILTIN_EMOJI  # noqa: E402
 
-RECIPES = {"default (resnet)": "resnet", "DCGAN tutorial": "dcgan"}
+TUTORIAL = "DCGAN tutorial"
+RECIPES = {"default": [], TUTORIAL: ["--recipe", "tutorial"]}
 
 
 def subset_folder(n: int, seed: int, root: Path) -> str:
@@ -56,13 +56,13 @@ def train(options: list[str], data: str, out: Path, args) -> dict:
     return {"kimg": status["kimg"], "train_s": status["train_seconds"], "wall_s": time.perf_counter() - started}
 
 
-def kid_of(run: Path, real_feats: np.ndarray, n: int) -> tuple[float, float, str]:
-    """KID of the run's generator. A BatchNorm generator is measured both with its running
-    statistics (eval mode, what GANscope renders with) and with batch statistics (train mode,
-    how the tutorial draws its samples); the better of the two counts, in fairness to it."""
+def kid_of(run: Path, real_feats: np.ndarray, n: int, tutorial: bool) -> tuple[float, float, str]:
+    """KID of the run's generator in eval mode (BatchNorm on running statistics), the way
+    GANscope renders. The tutorial draws its samples in train mode (batch statistics), so
+    its generator is measured both ways and the better of the two counts, in fairness to it."""
     G, _ = checkpoint.load_generator(run / "checkpoints" / "latest.pt")
     modes = {"eval": G}
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in G.modules()):
+    if tutorial:
         modes["batch stats"] = copy.deepcopy(G).train()
     scores = {}
     for mode, model in modes.items():
@@ -82,9 +82,10 @@ def main():
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--try", dest="candidates", action="append", default=[], metavar='NAME="OPTIONS"',
-                   help="also train a candidate recipe: trainer options, e.g. --try small='--channels 8'")
+                   help="also train a candidate recipe: trainer options on top of the defaults, "
+                        "e.g. --try narrow='--channels 32'")
     args = p.parse_args()
-    recipes = {label: ["--arch", arch] for label, arch in RECIPES.items()}
+    recipes = dict(RECIPES)
     for candidate in args.candidates:
         name, _, options = candidate.partition("=")
         recipes[name] = shlex.split(options)
@@ -100,14 +101,14 @@ def main():
         for i, (label, options) in enumerate(recipes.items()):
             out = work / f"recipe-{i}"
             info = train(options, data, out, args)
-            kid, se, mode = kid_of(out, real_feats, args.samples)
+            kid, se, mode = kid_of(out, real_feats, args.samples, tutorial=label == TUTORIAL)
             results[label] = kid
             print(f"{label:18s}: KID {kid * 1000:7.2f} ± {se * 1000:.2f} ×10⁻³   "
                   f"({info['kimg']:.1f} kimg in {info['train_s'] / 60:.1f} min of steps; G in {mode} mode)",
                   flush=True)
-        tutorial = max(results["DCGAN tutorial"], 1e-12)
+        tutorial = max(results[TUTORIAL], 1e-12)
         for label, kid in results.items():
-            if label != "DCGAN tutorial":
+            if label != TUTORIAL:
                 print(f"ratio {label} / tutorial: {kid / tutorial:.3f}  (target <= 0.5; lower KID is better)")
 
 

@@ -9,7 +9,7 @@ default intervals. The ratio trainer / bare is what that monitoring costs.
 Rounds alternate between the two loops so that drifts in machine load hit
 both alike; the median of the rounds is reported.
 
-    python bench/train_throughput.py [--res 32] [--batch 64] [--seconds 20] [--rounds 3]
+    python bench/train_throughput.py [--res 32] [--batch 64] [--seconds 20] [--rounds 3] [--compile]
 """
 import argparse
 import logging
@@ -64,10 +64,10 @@ def bare_tutorial_loop(images, spec, batch, seconds, device, warmup=3):
     return n / (time.perf_counter() - start)
 
 
-def trainer_loop(res, batch, seconds, device_name, workdir, warmup=3):
+def trainer_loop(res, batch, seconds, device_name, workdir, compile_=False, warmup=3):
     """The real Trainer, monitoring included, timed around its own loop."""
-    cfg = resolve({"arch": "dcgan", "res": res, "batch": batch, "device": device_name,
-                   "out": str(workdir), "minutes": seconds / 60})
+    cfg = resolve({"recipe": "tutorial", "res": res, "batch": batch, "device": device_name,
+                   "out": str(workdir), "minutes": seconds / 60, "compile": compile_})
     run = RunFolder(workdir)
     run.create()
     log = logging.getLogger("bench")
@@ -104,6 +104,8 @@ def main():
     p.add_argument("--seconds", type=float, default=20, help="timed seconds per loop per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true", help="the trainer with --compile (the first steps "
+                   "compile, so use --seconds 60 or more)")
     args = p.parse_args()
 
     device = pick_device(args.device)
@@ -116,12 +118,16 @@ def main():
     for r in range(args.rounds):
         bare.append(bare_tutorial_loop(images, spec, args.batch, args.seconds, device))
         with tempfile.TemporaryDirectory() as tmp:
-            trainer.append(trainer_loop(args.res, args.batch, args.seconds, args.device, Path(tmp) / "run"))
+            trainer.append(trainer_loop(args.res, args.batch, args.seconds, args.device, Path(tmp) / "run",
+                                        args.compile))
         print(f"  round {r + 1}: bare {bare[-1]:8.1f} img/s   trainer {trainer[-1]:8.1f} img/s")
     b, t = statistics.median(bare), statistics.median(trainer)
     print(f"bare tutorial loop : {b:8.1f} img/s (median)")
     print(f"GANscope trainer   : {t:8.1f} img/s (median)")
-    print(f"ratio trainer/bare : {t / b:.3f}  (target >= 0.95)")
+    # On a CPU the trainer can only lose (monitoring); on a GPU, bf16, channels_last and
+    # compiling should make it several times faster than the plain fp32 loop.
+    target = ">= 3 on a GPU" if device.type == "cuda" else ">= 0.95 on a CPU"
+    print(f"ratio trainer/bare : {t / b:.3f}  (target {target})")
 
 
 if __name__ == "__main__":

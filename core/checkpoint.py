@@ -45,8 +45,13 @@ def load_generator(path: Path | str, which: str = "G_ema", device="cpu") -> tupl
     return G.eval().requires_grad_(False), ckpt
 
 
-def export_generator(src: Path | str, dest: Path | str) -> None:
-    """Keep only what exploring needs (G_ema, model spec, counters, classes)."""
+def export_generator(src: Path | str, dest: Path | str, half: bool = False) -> None:
+    """Keep only what exploring needs (G_ema, model spec, counters, classes).
+
+    half=True stores the weights as fp16, half the size; they load back into fp32
+    models (load_state_dict converts), so nothing else changes."""
     ckpt = load(src)
     keep = {k: ckpt[k] for k in ("model", "G_ema", "counters", "class_names", "config") if k in ckpt}
+    if half:
+        keep["G_ema"] = {k: v.half() if v.is_floating_point() else v for k, v in keep["G_ema"].items()}
     save(dest, keep)

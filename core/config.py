@@ -12,18 +12,31 @@ from .models import ARCHS, RESOLUTIONS
 from .data import manifest_fit
 from .paths import BUILTIN_EMOJI
 
-# Recipe presets per architecture. `dcgan` is the PyTorch tutorial as it is:
-# BCE (= non-saturating logistic loss), Adam(2e-4, 0.5), batch 128, no R1,
-# no EMA, no augmentation. `resnet` is the small-data recipe.
-PRESETS = {
-    "dcgan": dict(channels=64, z_dim=100, batch=128, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
-                  beta2=0.999, r1_gamma=0.0, ema_kimg=0.0, aug="none"),
-    "resnet": dict(channels=16, z_dim=128, batch=32, lr_g=2e-4, lr_d=2e-4, beta1=0.0,
-                   beta2=0.99, r1_gamma=1.0, ema_kimg=10.0, aug="ada"),
+# Training recipes. `tutorial` is the PyTorch DCGAN tutorial as it is: BCE
+# (= non-saturating logistic loss), Adam(2e-4, 0.5), batch 128, no R1, no EMA,
+# no augmentation. `small-data` (the default) trains the same networks the way
+# small data sets need: adaptive augmentation, lazy R1, an EMA of G, Adam(2e-4,
+# (0, 0.99)) and batch 64. bench/quality.py measures the difference (README).
+RECIPES = {
+    "small-data": dict(arch="dcgan", batch=64, lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.99,
+                       r1_gamma=1.0, ema_kimg=10.0, aug="ada"),
+    "tutorial": dict(arch="dcgan", batch=128, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
+                     r1_gamma=0.0, ema_kimg=0.0, aug="none"),
 }
+DEFAULT_RECIPE = "small-data"
+# Network sizes per architecture: dcgan's are the tutorial's ngf/ndf and nz.
+ARCH_SIZES = {"dcgan": dict(channels=64, z_dim=100), "resnet": dict(channels=16, z_dim=128)}
+
+
+def preset(recipe: str = DEFAULT_RECIPE, arch: str | None = None) -> dict:
+    """The settings a recipe gives, on its own networks or on `arch`."""
+    values = dict(RECIPES[recipe])
+    arch = arch or values["arch"]
+    return {**values, **ARCH_SIZES[arch], "arch": arch, "recipe": recipe}
+
 
 # Settings that may change when a run is resumed (how long, and where it runs).
-RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision", "device_lock", "kid_kimg",
+RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision", "compile", "device_lock", "kid_kimg",
                        "kid_images"}
 
 
@@ -33,16 +46,18 @@ class TrainConfig:
     out: str = ""
     res: int = 64
     fit: str = "crop"
-    arch: str = "resnet"
-    channels: int = 16
-    z_dim: int = 128
+    recipe: str = DEFAULT_RECIPE
+    arch: str = "dcgan"
+    channels: int = 64
+    z_dim: int = 100
     cond: bool = False
-    batch: int = 32
+    batch: int = 64
     kimg: float | None = None
     minutes: float | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    compile: bool = False
     threads: int | None = None
     device_lock: str = "auto"
     lr_g: float = 2e-4
@@ -92,14 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     a("--out", required=True, help="run folder to create (or continue with --resume)")
     a("--res", type=int, choices=RESOLUTIONS, help="image resolution (default: 64)")
     a("--fit", choices=("crop", "pad", "squash"), help="how images are made square (default: crop)")
-    a("--arch", choices=ARCHS, help="network + recipe preset: resnet (small-data default) "
-      "or dcgan (PyTorch tutorial baseline) (default: resnet)")
-    a("--channels", type=int, help="width of G and D: resnet = feature maps at 64 px (doubling per halving, "
-      "max 256), dcgan = the tutorial's ngf/ndf (default: resnet 16, dcgan 64)")
-    a("--z-dim", type=int, help="latent size (default: resnet 128, dcgan 100)")
+    a("--recipe", choices=tuple(RECIPES), help="training recipe: small-data (adaptive augmentation, "
+      "R1, EMA; the default) or tutorial (the PyTorch DCGAN tutorial, as a baseline) (default: small-data)")
+    a("--arch", choices=ARCHS, help="networks: dcgan (the tutorial's G and D) or resnet (residual G and D "
+      "without BatchNorm) (default: dcgan)")
+    a("--channels", type=int, help="width of G and D: dcgan = the tutorial's ngf/ndf, resnet = feature maps "
+      "at 64 px (doubling per halving, max 256) (default: dcgan 64, resnet 16)")
+    a("--z-dim", type=int, help="latent size (default: dcgan 100, resnet 128)")
     a("--cond", action=argparse.BooleanOptionalAction,
       help="class-conditional model; needs labels (subfolders or emoji categories) (default: off)")
-    a("--batch", type=int, help="batch size (default: resnet 32, dcgan 128)")
+    a("--batch", type=int, help="batch size (default: small-data 64, tutorial 128)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--kimg", type=float, help=f"train until this many thousand real images "
                         f"were shown to D (default: {DEFAULT_KIMG:g})")
@@ -108,21 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=int, help="random seed (default: 0)")
     a("--device", choices=("auto", "cpu", "cuda", "mps"), help="auto = cuda > mps > cpu (default: auto)")
     a("--precision", choices=("auto", "fp32", "bf16"), help="auto = bf16 autocast on CUDA, else fp32 (default: auto)")
+    a("--compile", action=argparse.BooleanOptionalAction, help="torch.compile G and D: faster steps on a "
+      "GPU after a minute or two of compiling; R1 steps stay eager (no double backward) (default: off)")
     a("--threads", type=int, help="CPU threads for torch (default: all cores)")
     a("--device-lock", choices=("auto", "on", "off"), help="wait (state 'queued') until no other "
       "GANscope run uses the device; auto = on for GPUs (default: auto)")
     a("--lr-g", type=float, help="generator learning rate (default: 2e-4)")
     a("--lr-d", type=float, help="discriminator learning rate (default: 2e-4)")
-    a("--beta1", type=float, help="Adam beta1 (default: resnet 0.0, dcgan 0.5)")
-    a("--beta2", type=float, help="Adam beta2 (default: resnet 0.99, dcgan 0.999)")
-    a("--r1-gamma", type=float, help="R1 penalty weight, 0 = off (default: resnet 1.0, dcgan 0)")
+    a("--beta1", type=float, help="Adam beta1 (default: small-data 0.0, tutorial 0.5)")
+    a("--beta2", type=float, help="Adam beta2 (default: small-data 0.99, tutorial 0.999)")
+    a("--r1-gamma", type=float, help="R1 penalty weight, 0 = off (default: small-data 1.0, tutorial 0)")
     a("--r1-every", type=int, help="apply R1 every N steps (lazy regularisation) (default: 16)")
     a("--ema-kimg", type=float, help="half-life of the generator EMA in kimg, 0 = off "
-      "(default: resnet 10, dcgan 0)")
+      "(default: small-data 10, tutorial 0)")
     a("--ema-rampup", type=float, help="early on, cap the EMA half-life at this fraction of the images "
       "seen so far, 0 = off (default: 0.05)")
     a("--aug", choices=("ada", "fixed", "none"), help="differentiable augmentation: adaptive p, "
-      "fixed p (--aug-p) or none (default: resnet ada, dcgan none)")
+      "fixed p (--aug-p) or none (default: small-data ada, tutorial none)")
     a("--aug-p", type=float, help="initial (ada) or constant (fixed) augmentation probability (default: 0)")
     a("--aug-ops", help=f"comma-separated augmentations from {','.join(OPS)} (default: all)")
     a("--ada-target", type=float, help="target r_t = E[sign(D(real))] for adaptive p (default: 0.6)")
@@ -147,8 +166,12 @@ def given_options(args: argparse.Namespace) -> dict:
 
 def resolve(given: dict) -> TrainConfig:
     """Fill in preset and global defaults for a new run, then validate."""
-    arch = given.get("arch", "resnet")
-    values = {**PRESETS.get(arch, {}), **given}
+    recipe, arch = given.get("recipe", DEFAULT_RECIPE), given.get("arch")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if arch is not None and arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    values = {**preset(recipe, arch), **given}
     if "fit" not in given and (fit := manifest_fit(values.get("data", BUILTIN_EMOJI))):
         values["fit"] = fit  # a curated version trains with the crop mode it was curated with
     if values.get("kimg") is None and values.get("minutes") is None:

@@ -25,8 +25,9 @@ class NewRun:
     zip_name: str = ""
     zip_bytes: bytes | None = None
     res: int = 64
-    arch: str = "resnet"
-    batch: int | None = None         # None: the architecture's preset
+    recipe: str = "small-data"       # small-data | tutorial (see config.RECIPES)
+    arch: str | None = None          # None: the recipe's networks
+    batch: int | None = None         # None: the recipe's batch size
     length_unit: str = "kimg"        # kimg | minutes
     length: float = 100.0
     aug: str | None = None           # None: the preset
@@ -34,6 +35,7 @@ class NewRun:
     seed: int = 0
     cond: bool = False
     device: str = "auto"             # auto | cpu | cuda | all (every GPU, data-parallel)
+    compile: bool = False            # torch.compile G and D
 
 
 def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
@@ -63,8 +65,9 @@ def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
         errors.append(f"With {gpu_count()} GPUs the batch size must be a multiple of {gpu_count()}.")
     if errors:
         return None, errors
-    options = {"data": data, "res": form.res, "arch": form.arch, "batch": form.batch, "seed": form.seed,
-               "cond": form.cond or None, "aug": form.aug,
+    options = {"data": data, "res": form.res, "recipe": form.recipe, "arch": form.arch, "batch": form.batch,
+               "seed": form.seed,
+               "cond": form.cond or None, "compile": form.compile or None, "aug": form.aug,
                "device": "cuda" if form.device == "all" else form.device,
                form.length_unit: form.length}
     if form.aug == "fixed":

@@ -24,7 +24,7 @@ from .device import autocast, describe, pick_device, resolve_precision
 from .devicelock import DeviceLock
 from .distributed import Ranks
 from .grid import make_grid, save_png, to_uint8
-from .models import build_discriminator, build_generator, model_spec
+from .models import build_discriminator, build_generator, model_spec, with_standing_statistics
 from .registry import process_alive
 from .runfolder import RunFolder, StatusWriter
 
@@ -136,6 +136,12 @@ class Trainer:
             self.D = self.D.to(memory_format=torch.channels_last)
         self.ranks.broadcast_(self.G, self.D)  # same start everywhere
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # The step calls these. Compiled wrappers share the modules' parameters, so
+        # checkpoints still save the plain modules. Compiled graphs cannot take a
+        # double backward, so R1 steps run D's passes on the plain D.
+        self.G_step, self.D_step = self.G, self.D
+        if cfg.compile:
+            self.G_step, self.D_step = torch.compile(self.G), torch.compile(self.D)
         self.seed_ranks(0)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
@@ -150,9 +156,9 @@ class Trainer:
         self.acc_steps = 0
         self.acc_r1 = 0
         n_params = sum(p.numel() for p in self.G.parameters()), sum(p.numel() for p in self.D.parameters())
-        self.log.info("models: %s at %d px, G %.2fM params, D %.2fM params, device %s, %s",
+        self.log.info("models: %s at %d px, G %.2fM params, D %.2fM params, device %s, %s%s",
                       cfg.arch, cfg.res, n_params[0] / 1e6, n_params[1] / 1e6, describe(self.device),
-                      self.precision)
+                      self.precision, ", torch.compile" if cfg.compile else "")
 
     def seed_ranks(self, step: int):
         """Several processes: each draws its own batches (one process keeps its single stream)."""
@@ -189,7 +195,7 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
             "model": self.spec, "class_names": self.class_names, "config": self.cfg.to_dict(),
-            "G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "D": self.D.state_dict(),
+            "G": self.G.state_dict(), "G_ema": self.sampling_generator().state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "aug_p": self.ada.p.detach().cpu(),
             "counters": {"step": self.step, "nimg": self.nimg, "train_seconds": self.train_seconds,
@@ -276,12 +282,13 @@ class Trainer:
         # lazy R1 penalty on real images every r1_every steps.
         self.D.requires_grad_(True)
         with autocast(self.device, self.precision):
-            fake = self.G(z, c_fake)
+            fake = self.G_step(z, c_fake)
         if do_r1:
             real.requires_grad_(True)
+        D = self.D if do_r1 else self.D_step  # both passes alike: BatchNorm buffers are shared
         with autocast(self.device, self.precision):
-            real_logits = self.D(self.aug(real), c_real).float()
-            fake_logits = self.D(self.aug(fake.detach()), c_fake).float()
+            real_logits = D(self.aug(real), c_real).float()
+            fake_logits = D(self.aug(fake.detach()), c_fake).float()
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         total_d = loss_d
         r1 = torch.zeros((), device=self.device)
@@ -300,7 +307,7 @@ class Trainer:
         # G step on the same fakes, through the updated D (as in the tutorial).
         self.D.requires_grad_(False)
         with autocast(self.device, self.precision):
-            gen_logits = self.D(self.aug(fake), c_fake).float()
+            gen_logits = self.D_step(self.aug(fake), c_fake).float()
         loss_g = F.softplus(-gen_logits).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -337,6 +344,13 @@ class Trainer:
         if self.cfg.ema_kimg <= 0:
             self.G_ema.load_state_dict(self.G.state_dict())
 
+    def sampling_generator(self) -> torch.nn.Module:
+        """G_ema as grids, KID, checkpoints and exploring use it: with its own BatchNorm
+        statistics. G_ema itself keeps copying the trained G's running ones, so training
+        (and an exact resume) never depends on them."""
+        self.sync_ema_if_off()
+        return with_standing_statistics(self.G_ema, labels=self.labels)
+
     # -- periodic work ---------------------------------------------------------
     def healthy(self) -> bool:
         checks = [torch.isfinite(self.acc).all()]
@@ -370,13 +384,14 @@ class Trainer:
 
     @torch.no_grad()
     def save_samples(self):
-        self.sync_ema_if_off()
+        self.sync_ema_if_off()  # on every rank, so the replicas stay alike
         if not self.ranks.main:
             return
+        G = self.sampling_generator()
         images = []
         for i in range(0, GRID_SIZE, 32):
             c = self.grid_c[i:i + 32] if self.grid_c is not None else None
-            images.append(self.G_ema(self.grid_z[i:i + 32], c))
+            images.append(G(self.grid_z[i:i + 32], c))
         save_png(make_grid(to_uint8(torch.cat(images)), columns=8), self.run.sample_path(self.step))
 
     def recover_from_nan(self):
@@ -405,9 +420,8 @@ class Trainer:
         from . import evaluate, features, metrics
         if self.kid_real is None:
             self.kid_real = features.cached_features(self.data.key, lambda: self.data.images, "inception")
-        self.sync_ema_if_off()
         labels = self.data.labels if self.class_names else None
-        fakes, _ = evaluate.fake_images(self.G_ema, self.cfg.kid_images, seed=0, labels=labels)
+        fakes, _ = evaluate.fake_images(self.sampling_generator(), self.cfg.kid_images, seed=0, labels=labels)
         fake = features.extract(fakes, "inception", device=self.device)
         kid, se = metrics.kid(self.kid_real, fake)
         self.pending_kid = {"kid": kid, "kid_se": se}

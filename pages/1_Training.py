@@ -4,9 +4,11 @@ import time
 import streamlit as st
 
 from core import monitor
+from core.config import RECIPES, preset
 from core.datasets import DataRegistry
 from core.newrun import NewRun, gpu_count, processes_for, suggested_name, validate
 from core.paths import checkpoints_dir
+from core.models import ARCHS
 from core.registry import Registry, RunError
 from core.runfolder import MetricsTail
 
@@ -59,31 +61,39 @@ with tab_new:
         upload = st.file_uploader("Zip of images (subfolders become classes)", type=["zip"])
     left, mid, right = st.columns(3)
     res = left.selectbox("Resolution", [32, 64, 128], index=1)
-    arch = mid.selectbox("Architecture", ["resnet", "dcgan"],
-                         help="resnet: the small-data recipe (R1, EMA, adaptive augmentation). "
-                              "dcgan: the PyTorch tutorial, as a baseline.")
-    follow_default("batch", 128 if arch == "dcgan" else 32)
-    batch = right.number_input("Batch size", min_value=2, max_value=4096, step=8, key="batch")
+    recipe = mid.selectbox("Recipe", list(RECIPES),
+                           help="small-data: adaptive augmentation, R1 and an EMA of the generator, for a few "
+                                "hundred to a few thousand images. tutorial: the PyTorch DCGAN tutorial as it "
+                                "is, as a baseline.")
+    arch = right.selectbox("Networks", ARCHS, help="dcgan: the tutorial's generator and discriminator "
+                                                   "(fast). resnet: residual networks without BatchNorm.")
     left, mid, right = st.columns(3)
     unit = left.radio("Length in", ["kimg", "minutes"], horizontal=True,
                       help="kimg: thousands of real images shown to D.")
     length = mid.number_input(f"Length ({unit})", min_value=0.0, value=100.0 if unit == "kimg" else 30.0)
     seed = right.number_input("Seed", min_value=0, value=0, step=1)
-    left, mid, right = st.columns(3)
-    aug = left.selectbox("Augmentation", ["preset", "ada", "fixed", "none"],
-                         help="ada adapts p to how much D overfits; preset = ada for resnet, none for dcgan.")
-    aug_p = mid.slider("Fixed p", 0.0, 1.0, 0.2, disabled=aug != "fixed")
+    batch_col, aug_col, p_col, device_col = st.columns(4)
+    follow_default("batch", preset(recipe, arch)["batch"])
+    batch = batch_col.number_input("Batch size", min_value=2, max_value=4096, step=8, key="batch")
+    aug = aug_col.selectbox("Augmentation", ["recipe's", "ada", "fixed", "none"],
+                            help="ada adapts p to how much D overfits; the small-data recipe uses ada, "
+                                 "the tutorial none.")
+    aug_p = p_col.slider("Fixed p", 0.0, 1.0, 0.2, disabled=aug != "fixed")
     devices = ["auto", "cpu", "cuda"] + (["all"] if gpu_count() > 1 else [])
-    device = right.selectbox("Device", devices, format_func=lambda d: f"all {gpu_count()} GPUs (data-parallel)"
-                             if d == "all" else d)
-    cond = st.checkbox("Class-conditional (needs labels: subfolders, or the emoji categories)")
+    device = device_col.selectbox("Device", devices, format_func=lambda d: f"all {gpu_count()} GPUs (data-parallel)"
+                                  if d == "all" else d)
+    left, right = st.columns(2)
+    cond = left.checkbox("Class-conditional (needs labels: subfolders, or the emoji categories)")
+    compile_ = right.checkbox("Compile the networks (torch.compile)",
+                              help="Faster steps on a GPU after a minute or two of compiling; "
+                                   "on a CPU it rarely pays.")
     follow_default("run-name", suggested_name(data_name, res, time.strftime("%m%d-%H%M")))
     name = st.text_input("Run name", key="run-name")
     if st.button("Launch", type="primary"):
         form = NewRun(name=name, source=source_key, version_path=version_path, folder=folder, res=res,
-                      arch=arch, batch=int(batch),
-                      length_unit=unit, length=float(length), aug=None if aug == "preset" else aug,
-                      aug_p=aug_p, seed=int(seed), cond=cond, device=device,
+                      recipe=recipe, arch=arch, batch=int(batch),
+                      length_unit=unit, length=float(length), aug=None if aug == "recipe's" else aug,
+                      aug_p=aug_p, seed=int(seed), cond=cond, device=device, compile=compile_,
                       zip_name=upload.name if upload else "", zip_bytes=upload.getvalue() if upload else None)
         options, errors = validate(form, registry)
         for error in errors:
@@ -159,13 +169,13 @@ with tab_monitor:
         st.query_params["run"] = picked
         current = next(r for r in runs if r.name == picked)
 
-        buttons = st.columns(6)
+        buttons = st.columns(6, vertical_alignment="bottom")
         if current.active and buttons[0].button("Stop", type="primary"):
             with st.spinner("Stopping: the trainer finishes its step and saves a checkpoint…"):
                 registry.stop(picked)
             st.rerun()
         if current.resumable:
-            more = buttons[1].number_input("Extra kimg", min_value=0.0, value=0.0, label_visibility="collapsed",
+            more = buttons[1].number_input("Extra kimg on resume", min_value=0.0, value=0.0,
                                            help="0 = resume to the original length")
             if buttons[2].button("Resume"):
                 extra = {}

@@ -23,6 +23,7 @@ from core.runfolder import RunFolder  # noqa: E402
 
 DEMO = REPO / "checkpoints" / "demo-emoji"
 MAX_BYTES = 20 * 2**20
+MAX_GRIDS = 24  # sample grids kept for "Watch it learn"
 
 
 def train(out: Path, minutes: float, res: int, extra: list[str]) -> None:
@@ -41,9 +42,12 @@ def export(src: Path, dest: Path) -> None:
     demo.create()
     for name in ("config.json", "metrics.jsonl", "latents.pt", "train.log"):
         shutil.copy2(src / name, dest / name)
-    for png in run.samples.glob("*.png"):
+    shutil.copy2(run.reals, demo.reals)
+    grids = sorted(run.samples.glob("step-*.png"))
+    keep = {grids[round(i * (len(grids) - 1) / (MAX_GRIDS - 1))] for i in range(MAX_GRIDS)} if grids else set()
+    for png in keep:  # evenly spaced, first and last included
         shutil.copy2(png, demo.samples / png.name)
-    checkpoint.export_generator(run.latest, demo.latest)
+    checkpoint.export_generator(run.latest, demo.latest, half=True)  # fp16 weights: half the repo size
     # The shipped run is finished and owned by no process.
     atomic.write_json(demo.status, {**status, "state": "finished", "pid": None,
                                     "message": "demo run shipped with GANscope (generator only)"})

@@ -70,6 +70,7 @@ def test_zip_source_trains(tmp_path):
 
 @pytest.mark.parametrize("args, text", [
     (["--res", "48"], "invalid choice"),
+    (["--recipe", "stylegan"], "invalid choice"),
     (["--batch", "1"], "--batch must be at least 2"),
     (["--kimg", "-1"], "--kimg must be positive"),
     (["--aug-ops", "color,blur"], "--aug-ops takes"),
@@ -92,6 +93,6 @@ def test_resume_without_a_run(tmp_path):
 def test_help_lists_every_option():
     result = run_trainer("--help")
     assert result.returncode == 0
-    for option in ["--data", "--out", "--res", "--arch", "--batch", "--kimg", "--minutes", "--seed",
+    for option in ["--data", "--out", "--res", "--recipe", "--arch", "--batch", "--kimg", "--minutes", "--seed",
                    "--device", "--resume", "--cond", "--r1-gamma", "--aug", "--ema-kimg"]:
         assert option in result.stdout

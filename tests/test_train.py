@@ -8,7 +8,8 @@ from PIL import Image
 
 from conftest import (TINY, read_json, read_jsonl, run_trainer, start_trainer, stop_process,
                       wait_for)
-from core import checkpoint
+from core import checkpoint, latent
+from core.models import with_standing_statistics
 
 METRIC_KEYS = {"step", "kimg", "time", "loss_d", "loss_g", "d_real", "d_fake", "r1", "aug_p",
                "img_per_sec", "lr"}
@@ -25,7 +26,8 @@ def test_short_run_writes_every_file(image_folder, tmp_path):
 
     config = read_json(run / "config.json")
     assert config["data"] == str(image_folder) and config["res"] == 32 and config["kimg"] == 0.4
-    assert config["arch"] == "resnet" and config["r1_gamma"] > 0 and config["aug"] == "ada"
+    assert config["recipe"] == "small-data" and config["arch"] == "dcgan"
+    assert config["r1_gamma"] > 0 and config["ema_kimg"] > 0 and config["aug"] == "ada" and config["beta1"] == 0
     assert config["runtime"]["n_images"] == 12 and config["runtime"]["device"] == "cpu"
 
     status = read_json(run / "status.json")
@@ -50,7 +52,7 @@ def test_short_run_writes_every_file(image_folder, tmp_path):
     assert not list(run.rglob("*.tmp")), "temp files left behind"
 
     latents = torch.load(run / "latents.pt", weights_only=True)
-    assert latents["z"].shape == (64, 128)
+    assert latents["z"].shape == (64, config["z_dim"]) and config["z_dim"] == 100
     latest = checkpoint.load(run / "checkpoints" / "latest.pt")
     assert FULL_CHECKPOINT_KEYS <= latest.keys()
     assert latest["counters"]["step"] == 50 and latest["counters"]["nimg"] == 400
@@ -182,5 +184,28 @@ def test_each_architecture_trains(image_folder, tmp_path, arch):
     assert result.returncode == 0, result.stderr
     G, ckpt = checkpoint.load_generator(run / "checkpoints" / "latest.pt")
     assert ckpt["model"]["arch"] == arch
-    z = torch.randn(2, ckpt["model"]["z_dim"])
-    assert G(z).shape == (2, 3, 32, 32)
+    z = torch.randn(5, ckpt["model"]["z_dim"])
+    assert G(z).shape == (5, 3, 32, 32)
+    # Exploring renders one image at a time: it must not depend on the rest of the batch.
+    alone = latent.render(G, z[2:3])[0].astype(int)
+    assert abs(alone - latent.render(G, z)[2]).max() <= 1
+    if arch == "dcgan":  # the saved G_ema carries its own BatchNorm statistics, not the trained G's
+        own = with_standing_statistics(G).state_dict()
+        saved = checkpoint.load(run / "checkpoints" / "latest.pt")
+        stats = [k for k in saved["G"] if k.endswith(("running_mean", "running_var"))]
+        assert stats and all(torch.allclose(saved["G_ema"][k], own[k], rtol=1e-4, atol=1e-6) for k in stats)
+        assert not all(torch.equal(saved["G_ema"][k], saved["G"][k]) for k in stats)
+
+
+def test_compiled_networks_train_with_r1(image_folder, tmp_path):
+    """--compile: the same run folder. R1 steps need a double backward, which compiled
+    graphs cannot take, so they run the plain D; both kinds of step must work."""
+    run = tmp_path / "compiled"
+    result = run_trainer("--data", image_folder, "--out", run, *TINY, "--kimg", "0.08", "--compile",
+                         "--r1-every", "2", "--log-every", "5")
+    assert result.returncode == 0, result.stderr
+    assert "torch.compile" in (run / "train.log").read_text()
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [5, 10] and all(r["r1"] > 0 for r in rows)
+    assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in rows)
+    assert read_json(run / "config.json")["compile"] is True

@@ -1,0 +1,34 @@
+"""Recipes and networks resolve into the settings the README promises; typed options win."""
+import pytest
+
+from core.config import resolve
+
+
+def test_the_default_is_the_small_data_recipe_on_the_tutorials_networks():
+    cfg = resolve({})
+    assert (cfg.recipe, cfg.arch, cfg.channels, cfg.z_dim, cfg.batch) == ("small-data", "dcgan", 64, 100, 64)
+    assert (cfg.aug, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("ada", 1.0, 10.0, 0.0, 0.99)
+
+
+def test_the_tutorial_recipe_is_the_pytorch_tutorial():
+    cfg = resolve({"recipe": "tutorial"})
+    assert (cfg.arch, cfg.channels, cfg.z_dim, cfg.batch) == ("dcgan", 64, 100, 128)
+    assert (cfg.aug, cfg.r1_gamma, cfg.ema_kimg, cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == \
+        ("none", 0.0, 0.0, 2e-4, 2e-4, 0.5, 0.999)
+
+
+def test_other_networks_take_their_own_sizes_and_keep_the_recipe():
+    cfg = resolve({"recipe": "small-data", "arch": "resnet"})
+    assert (cfg.arch, cfg.channels, cfg.z_dim, cfg.aug, cfg.r1_gamma) == ("resnet", 16, 128, "ada", 1.0)
+
+
+def test_typed_options_win_over_the_recipe():
+    cfg = resolve({"recipe": "tutorial", "batch": 32, "aug": "ada", "channels": 8})
+    assert (cfg.batch, cfg.aug, cfg.channels, cfg.r1_gamma) == (32, "ada", 8, 0.0)
+
+
+@pytest.mark.parametrize("given, text", [({"recipe": "stylegan"}, "unknown recipe"),
+                                         ({"arch": "vit"}, "unknown architecture")])
+def test_unknown_names_are_refused(given, text):
+    with pytest.raises(ValueError, match=text):
+        resolve(given)
