@@ -60,7 +60,8 @@ def test_a_direction_made_from_examples_is_saved_and_gets_a_slider(cond_run):
     by_label(at.button, "Save direction").click().run()
     assert not at.exception and "Saved 'rounder'" in at.success[0].value
     saved = json.loads((cond_run / "directions.json").read_text())
-    assert len(saved["rounder"]["vector"]) == 128
+    z_dim = json.loads((cond_run / "config.json").read_text())["z_dim"]
+    assert len(saved["rounder"]["vector"]) == z_dim == 100  # the default recipe's z
     at = lab()
     assert by_label(at.slider, "rounder").value == 0.0
 
