@@ -84,6 +84,7 @@ class Trainer:
         self.nan_injections_left = 0
         self.kid_real = None     # Inception features of the training images, loaded on first use
         self.pending_kid = None  # the last KID, written with the next metrics line
+        self.sampling_cache = None  # (step, G_ema with standing statistics)
         self.nan_inject_step = -1
         if cfg.inject_nan:
             self.nan_inject_step, self.nan_injections_left = parse_inject_nan(cfg.inject_nan)
@@ -222,6 +223,7 @@ class Trainer:
     def restore(self, path):
         """Load a full checkpoint: weights, optimisers, aug p, counters, RNG."""
         ck = checkpoint.load(path, map_location=self.device)
+        self.sampling_cache = None
         if not checkpoint.is_resumable(ck):
             raise DataError(f"{path} holds only an exported generator; it can be explored but not resumed")
         self.G.load_state_dict(ck["G"])
@@ -347,9 +349,12 @@ class Trainer:
     def sampling_generator(self) -> torch.nn.Module:
         """G_ema as grids, KID, checkpoints and exploring use it: with its own BatchNorm
         statistics. G_ema itself keeps copying the trained G's running ones, so training
-        (and an exact resume) never depends on them."""
+        (and an exact resume) never depends on them. Computed once per step: grids,
+        snapshot and latest checkpoint often fall on the same one."""
         self.sync_ema_if_off()
-        return with_standing_statistics(self.G_ema, labels=self.labels)
+        if self.sampling_cache is None or self.sampling_cache[0] != self.step:
+            self.sampling_cache = (self.step, with_standing_statistics(self.G_ema, labels=self.labels))
+        return self.sampling_cache[1]
 
     # -- periodic work ---------------------------------------------------------
     def healthy(self) -> bool:
