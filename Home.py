@@ -4,16 +4,17 @@ import time
 
 import streamlit as st
 
-from core import monitor
-from core.paths import BUILTIN_EMOJI, checkpoints_dir
-from core.registry import Registry, RunError
+from core import cache
+from core.runs.newrun import one_click
+from core.runs.registry import RunError
+from ui import monitor
+from ui.guard import local_only
+from ui.pickers import open_monitor
+from ui.pickers import registry as get_registry
+from ui.text import plain
 
 st.set_page_config(page_title="GANscope", page_icon="🔭", layout="wide")
-
-
-@st.cache_resource
-def get_registry(root: str) -> Registry:
-    return Registry(root)
+local_only()  # refuses to work when the app listens beyond this machine uninvited
 
 
 @st.cache_resource
@@ -25,53 +26,55 @@ def device_line() -> tuple[str, bool]:
     return f"CPU only: {os.cpu_count()} cores (no CUDA GPU found)", False
 
 
-registry = get_registry(str(checkpoints_dir()))
+registry = get_registry()
 device, has_gpu = device_line()
 
 st.title("GANscope")
 st.markdown("Train GANs on your own few hundred images, watch them learn, and find out what they learned.  \n"
             "Curate a data set, launch background training runs, explore the generator, "
             "and compare real with generated.")
-st.caption(f"Device: {device}")
+st.caption(f"Device: {device} · disk cache {cache.size_bytes() / 2**30:.1f} of {cache.limit_bytes() / 2**30:g} GB, "
+           f"least recently used first out (GANSCOPE_CACHE_GB)")
 
-left, right = st.columns([2, 1])
-with right:
-    st.subheader("Start here")
-    quick = dict(res=64, kimg=200) if has_gpu else dict(res=32, minutes=20, threads=max(1, (os.cpu_count() or 2) - 1))
-    length = f"{quick['kimg']} kimg" if "kimg" in quick else f"{quick['minutes']} minutes"
-    if st.button(f"Train on the built-in emoji set ({quick['res']} px, {length})", type="primary"):
-        name = f"emoji-{quick['res']}px-{time.strftime('%m%d-%H%M%S')}"
-        try:
-            registry.start(name, {"data": BUILTIN_EMOJI, **quick})
-        except RunError as e:
-            st.error(str(e))
-        else:
-            st.session_state["run"] = name
-            st.switch_page("pages/1_Training.py")
-    st.page_link("pages/0_Data.py", label="Data: import and curate your own images", icon="🗂️")
-    st.page_link("pages/1_Training.py", label="Training: launch, monitor, compare runs", icon="📈")
-    st.page_link("pages/2_Latent_Lab.py", label="Latent Lab: seeds, truncation, interpolation, edits", icon="🧪")
-    st.page_link("pages/3_Real_vs_Fake.py", label="Real vs Fake: near-copies, blind quiz, FID/KID", icon="⚖️")
-    st.page_link("pages/4_Map.py", label="Map: real and generated images on one UMAP", icon="🗺️")
-
-with left:
-    st.subheader("Runs")
-    runs = registry.runs()
-    if not runs:
-        st.info("No runs yet. Start one here, on the Training page, or from a terminal: "
-                "`python -m core.train --out checkpoints/my-run`")
+name, quick = one_click(has_gpu, time.strftime("%m%d-%H%M%S"))
+length = f"{quick['kimg']:g} kimg" if "kimg" in quick else f"{quick['minutes']:g} minutes"
+if st.button(f"Train on the built-in emoji set ({quick['res']} px, {length})", type="primary"):
+    try:
+        registry.start(name, quick)
+    except RunError as e:
+        st.error(plain(e))
     else:
-        st.dataframe(
-            [{"run": r.name, "state": monitor.badge(r.state), "step": r.status.get("step"),
-              "kimg": round(r.status.get("kimg") or 0, 2),
-              "data": r.config.get("data", ""), "res": r.config.get("res"),
-              "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.status.get("updated_at", 0)))}
-             for r in runs],
-            hide_index=True, width="stretch")
-        newest = runs[0].folder
-        steps = newest.sample_steps()
-        if steps:
-            cols = st.columns(2)
-            cols[0].image(str(newest.sample_path(steps[-1])), caption=f"{runs[0].name}: step {steps[-1]}")
-            if newest.reals.exists():
-                cols[1].image(str(newest.reals), caption="real images")
+        open_monitor(name)
+        st.switch_page("pages/1_Training.py")
+PAGES = [("pages/0_Data.py", "Data: import and curate your images", "🗂️"),
+         ("pages/1_Training.py", "Training: launch, watch, compare runs", "📈"),
+         ("pages/2_Latent_Lab.py", "Latent Lab: seeds, edits, interpolation", "🧪"),
+         ("pages/3_Real_vs_Fake.py", "Real vs Fake: copies, quiz, FID/KID", "⚖️"),
+         ("pages/4_Map.py", "Map: real and generated on one UMAP", "🗺️")]
+columns = st.columns(3)
+for i, (page, label, icon) in enumerate(PAGES):
+    columns[i % 3].page_link(page, label=label, icon=icon)
+
+st.subheader("Runs")
+runs = registry.runs()
+if not runs:
+    st.info("No runs yet. Start one here, on the Training page, or from a terminal: "
+            "`python -m core.train --out checkpoints/my-run`")
+else:
+    st.dataframe(
+        [{"run": f"Training?run={r.name}", "state": monitor.badge(r.state), "step": r.status.get("step"),
+          "kimg": round(r.status.get("kimg") or 0, 2), "data": monitor.source_label(r.config.get("data", "")),
+          "res": r.config.get("res"),
+          "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.status.get("updated_at", 0)))}
+         for r in runs],
+        hide_index=True, width="stretch",
+        column_config={"run": st.column_config.LinkColumn("run", display_text=r"run=(.*)$",
+                                                          help="open the run's monitor"),
+                       "data": st.column_config.TextColumn("data", help="what the run trains on")})
+    newest = runs[0].folder
+    steps = newest.sample_steps()
+    if steps:
+        cols = st.columns(2)
+        cols[0].image(str(newest.sample_path(steps[-1])), caption=f"{plain(runs[0].name)}: step {steps[-1]}")
+        if newest.reals.exists():
+            cols[1].image(str(newest.reals), caption="real images")

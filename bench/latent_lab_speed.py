@@ -19,8 +19,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import checkpoint, latent  # noqa: E402
-from core.paths import CHECKPOINTS_DIR  # noqa: E402
+from core import checkpoint  # noqa: E402
+from core.explore import latent  # noqa: E402
+from core.paths import CHECKPOINTS_DIR, DEMO_RUN  # noqa: E402
 
 
 def encode(images) -> bytes:
@@ -43,7 +44,7 @@ def whole_page(G, d, seed, amounts, psi):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=Path, default=CHECKPOINTS_DIR / "demo-emoji" / "checkpoints" / "latest.pt")
+    p.add_argument("--checkpoint", type=Path, default=CHECKPOINTS_DIR / DEMO_RUN / "checkpoints" / "latest.pt")
     p.add_argument("--n", type=int, default=100)
     args = p.parse_args()
     G, ck = checkpoint.load_generator(args.checkpoint)

@@ -16,9 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import checkpoint, embedmap, evaluate, features  # noqa: E402
-from core.data import load_image_set  # noqa: E402
-from core.paths import BUILTIN_EMOJI, CHECKPOINTS_DIR  # noqa: E402
+from core import checkpoint, features  # noqa: E402
+from core.data.imageset import load_image_set  # noqa: E402
+from core.evaluation import embedmap, evaluate  # noqa: E402
+from core.paths import BUILTIN_EMOJI, CHECKPOINTS_DIR, DEMO_RUN  # noqa: E402
 
 
 def timed(label, fn, results):
@@ -31,7 +32,7 @@ def timed(label, fn, results):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=Path, default=CHECKPOINTS_DIR / "demo-emoji" / "checkpoints" / "latest.pt")
+    p.add_argument("--checkpoint", type=Path, default=CHECKPOINTS_DIR / DEMO_RUN / "checkpoints" / "latest.pt")
     p.add_argument("--n", type=int, default=2000)
     args = p.parse_args()
     G, ck = checkpoint.load_generator(args.checkpoint)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import monitor  # noqa: E402
-from core.runfolder import MetricsTail, RunFolder  # noqa: E402
+from core.runs.runfolder import MetricsTail, RunFolder  # noqa: E402
+from ui import monitor  # noqa: E402
 
 
 def metric_row(step: int, rng: random.Random) -> dict:
@@ -49,8 +49,8 @@ def main():
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunFolder(tmp)
-        run.metrics.write_text("".join(json.dumps(metric_row(s, rng)) + "\n" for s in range(1, args.lines + 1)))
-        tail = MetricsTail(run.metrics)
+        run.metrics_file.write_text("".join(json.dumps(metric_row(s, rng)) + "\n" for s in range(1, args.lines + 1)))
+        tail = MetricsTail(run.metrics_file)
         start = time.perf_counter()
         tail.table()
         first = (time.perf_counter() - start) * 1000

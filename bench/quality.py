@@ -1,15 +1,18 @@
 """GANscope's default recipe vs the PyTorch DCGAN tutorial, same data, same training time: KID of each.
 
-Both are trained by core.train (the tutorial as `--recipe tutorial`: its networks, BCE,
-Adam 2e-4 / beta1 0.5, batch 128, no augmentation, no EMA) for the same number of
-minutes of training steps on the same cores. KID is measured with the standard
-FID Inception features between the training images and the same number of
-generated images from each model (G_ema for the default recipe).
+Every recipe is trained by core.train (the tutorial as `--recipe tutorial`: its networks,
+BCE, Adam 2e-4 / beta1 0.5, batch 128, no augmentation, no EMA) for the same number of
+minutes of training steps. KID is measured with the standard FID Inception features
+between the training images and the same number of generated images from each model
+(G_ema where the recipe has one). An 8x8 grid of each model's samples (the same seeds)
+is saved under --grids, so a person can look.
 
-    python bench/quality.py [--minutes 10] [--res 32] [--subset 1000] [--samples 1000]
-                            [--try NAME="--arch resnet --batch 32 ..."]
+    python bench/quality.py [--minutes 10] [--res 32] [--subset 1000 | --data FOLDER] [--samples 1000]
+                            [--parallel 2] [--try NAME="--arch resnet --batch 32 ..."] [--grids DIR]
 
---try adds a candidate recipe (trainer options on top of the defaults), for tuning.
+--try adds a candidate recipe (trainer options on top of the defaults). --parallel N
+trains N recipes at a time with one thread each (side by side, so machine noise hits
+them alike); otherwise one at a time on every core. --only skips the built-in pair.
 """
 import argparse
 import copy
@@ -18,7 +21,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +29,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import checkpoint, evaluate, features, metrics  # noqa: E402
-from core.data import load_image_set  # noqa: E402
+from core import checkpoint, features  # noqa: E402
+from core.data.imageset import load_image_set  # noqa: E402
+from core.evaluation import evaluate, metrics  # noqa: E402
+from core.grid import make_grid  # noqa: E402
 from core.paths import BUILTIN_EMOJI  # noqa: E402
 
 TUTORIAL = "DCGAN tutorial"
@@ -46,14 +50,38 @@ def subset_folder(n: int, seed: int, root: Path) -> str:
     return str(folder)
 
 
-def train(options: list[str], data: str, out: Path, args) -> dict:
+def start(options: list[str], data: str, out: Path, args) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "core.train", "--data", data, "--out", str(out), *options,
            "--res", str(args.res), "--minutes", str(args.minutes), "--seed", str(args.seed),
-           "--device", args.device, "--kid-kimg", "0"]
-    started = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    status = json.loads((out / "status.json").read_text())
-    return {"kimg": status["kimg"], "train_s": status["train_seconds"], "wall_s": time.perf_counter() - started}
+           "--device", args.device, "--kid-kimg", "0", "--sample-kimg", "1000"]
+    if args.parallel > 1:
+        cmd += ["--threads", "1"]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def train_all(recipes: dict[str, list[str]], data: str, work: Path, args) -> dict[str, dict]:
+    """Train every recipe, args.parallel at a time; returns its run folder and counters."""
+    runs, queue, running = {}, list(recipes.items()), []
+    while queue or running:
+        while queue and len(running) < max(1, args.parallel):
+            label, options = queue.pop(0)
+            out = work / f"recipe-{len(runs)}"
+            runs[label] = {"out": out}
+            running.append((label, start(options, data, out, args)))
+        label, proc = running.pop(0)
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"{label}: trainer failed\n{err.decode()[-2000:]}")
+        status = json.loads((runs[label]["out"] / "status.json").read_text())
+        runs[label].update(kimg=status["kimg"], train_s=status["train_seconds"])
+    return runs
+
+
+def save_grid(run: Path, path: Path) -> None:
+    G, _ = checkpoint.load_generator(run / "checkpoints" / "latest.pt")
+    fakes, _ = evaluate.fake_images(G, 64, seed=10_000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_grid(fakes, columns=8).save(path)
 
 
 def kid_of(run: Path, real_feats: np.ndarray, n: int, tutorial: bool) -> tuple[float, float, str]:
@@ -77,6 +105,10 @@ def main():
     p.add_argument("--minutes", type=float, default=10.0, help="training time per recipe (default 10)")
     p.add_argument("--res", type=int, default=32, choices=(32, 64, 128))
     p.add_argument("--subset", type=int, default=0, help="train on N random emoji instead of all 1,911")
+    p.add_argument("--data", help="train on this folder of images instead of the emoji")
+    p.add_argument("--parallel", type=int, default=1, help="recipes trained at once, one thread each")
+    p.add_argument("--grids", type=Path, help="save an 8x8 sample grid per recipe in this folder")
+    p.add_argument("--only", action="store_true", help="train the --try candidates only")
     p.add_argument("--samples", type=int, default=1000, help="generated images per KID (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -85,31 +117,35 @@ def main():
                    help="also train a candidate recipe: trainer options on top of the defaults, "
                         "e.g. --try narrow='--channels 32'")
     args = p.parse_args()
-    recipes = dict(RECIPES)
+    recipes = {} if args.only else dict(RECIPES)
     for candidate in args.candidates:
         name, _, options = candidate.partition("=")
         recipes[name] = shlex.split(options)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        data = subset_folder(args.subset, args.seed, work) if args.subset else BUILTIN_EMOJI
+        data = args.data or (subset_folder(args.subset, args.seed, work) if args.subset else BUILTIN_EMOJI)
         reals = load_image_set(data, args.res)
         print(f"data: {len(reals.images)} images ({data}) at {args.res} px; {args.minutes:g} min of training "
-              f"per recipe; KID from {args.samples} generated images", flush=True)
+              f"per recipe{f', {args.parallel} at a time, 1 thread each' if args.parallel > 1 else ''}; "
+              f"KID from {args.samples} generated images", flush=True)
         real_feats = evaluate.real_features(reals, "inception")
+        runs = train_all(recipes, data, work, args)
         results = {}
-        for i, (label, options) in enumerate(recipes.items()):
-            out = work / f"recipe-{i}"
-            info = train(options, data, out, args)
-            kid, se, mode = kid_of(out, real_feats, args.samples, tutorial=label == TUTORIAL)
+        for label, info in runs.items():
+            kid, se, mode = kid_of(info["out"], real_feats, args.samples, tutorial=label == TUTORIAL)
             results[label] = kid
+            if args.grids:
+                save_grid(info["out"], args.grids / f"{label}.png")
             print(f"{label:18s}: KID {kid * 1000:7.2f} ± {se * 1000:.2f} ×10⁻³   "
                   f"({info['kimg']:.1f} kimg in {info['train_s'] / 60:.1f} min of steps; G in {mode} mode)",
                   flush=True)
-        tutorial = max(results[TUTORIAL], 1e-12)
-        for label, kid in results.items():
-            if label != TUTORIAL:
-                print(f"ratio {label} / tutorial: {kid / tutorial:.3f}  (target <= 0.5; lower KID is better)")
+        for base in ("default", TUTORIAL):
+            if base not in results:
+                continue
+            for label, kid in results.items():
+                if label != base and label != TUTORIAL:
+                    print(f"ratio {label} / {base}: {kid / max(results[base], 1e-12):.3f}")
 
 
 if __name__ == "__main__":

@@ -24,13 +24,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import resolve  # noqa: E402
-from core.data import load_image_set  # noqa: E402
+from core.data.imageset import load_image_set  # noqa: E402
 from core.device import describe, pick_device  # noqa: E402
-from core.models import build_discriminator, build_generator, model_spec  # noqa: E402
+from core.networks import build_discriminator, build_generator, model_spec  # noqa: E402
 from core.paths import BUILTIN_EMOJI  # noqa: E402
-from core.runfolder import RunFolder, StatusWriter  # noqa: E402
-from core.train import StopFlag, Trainer  # noqa: E402
+from core.runs.runfolder import RunFolder, StatusWriter  # noqa: E402
+from core.train import StopFlag  # noqa: E402
+from core.training.config import resolve  # noqa: E402
+from core.training.distributed import Ranks  # noqa: E402
+from core.training.trainer import Trainer  # noqa: E402
 
 
 def bare_tutorial_loop(images, spec, batch, seconds, device, warmup=3):
@@ -75,21 +77,20 @@ def trainer_loop(res, batch, seconds, device_name, workdir, compile_=False, warm
     log.propagate = False
     status = StatusWriter(run)
     status.start()
-    trainer = Trainer(cfg, run, log, status, StopFlag())
+    trainer = Trainer(cfg, run, log, status, StopFlag(), Ranks(), fresh=True)
     trainer.load_data()
     trainer.build()
-    trainer.fixed_latents(fresh=True)
+    trainer.start()
     for _ in range(warmup):
         trainer.train_step()
-    trainer.step = trainer.nimg = 0
-    trainer.train_seconds = 0.0
+    trainer.counters.__init__()  # the warm-up steps do not count
     _sync(trainer.device)
     start = time.perf_counter()
     trainer.train()
     _sync(trainer.device)
     elapsed = time.perf_counter() - start
     status.close(state="finished")
-    return trainer.nimg / elapsed
+    return trainer.counters.nimg / elapsed
 
 
 def _sync(device):

@@ -1,18 +1,22 @@
 """Checkpoint files: plain dicts of tensors and numbers, saved atomically and
 loaded with torch.load(weights_only=True) so no arbitrary object is unpickled."""
+import io
 from pathlib import Path
 
 import torch
 
-from . import atomic
-from .models import build_generator
+from core import atomic
+from core.networks import build_generator
 
 FORMAT = "ganscope-checkpoint-1"
 
 
 def save(path: Path | str, payload: dict) -> None:
-    with atomic.atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    # Serialised in memory, then written by Python: a full disk then raises OSError (ENOSPC), which
+    # the trainer reports as such, where torch's own writer raises a RuntimeError that says nothing.
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buffer)
+    atomic.write_bytes(path, buffer.getbuffer())
 
 
 def load(path: Path | str, map_location="cpu") -> dict:

@@ -1,4 +1,4 @@
-"""Image grids for sample sheets (PIL + numpy; no torchvision at run time)."""
+"""Images out: generator outputs as uint8, sample sheets, PNG and GIF files (PIL + numpy; no torchvision)."""
 import io
 import math
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import atomic
+from core import atomic
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -29,7 +29,24 @@ def make_grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> I
     return Image.fromarray(sheet)
 
 
-def save_png(image: Image.Image, path: Path | str) -> None:
+def png_bytes(image: Image.Image, optimize: bool = False) -> bytes:
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
-    atomic.write_bytes(path, buf.getvalue())
+    image.save(buf, format="PNG", optimize=optimize)
+    return buf.getvalue()
+
+
+def save_png(image: Image.Image, path: Path | str) -> None:
+    atomic.write_bytes(path, png_bytes(image, optimize=True))
+
+
+def gif(frames: list[Image.Image], ms_per_frame: int) -> bytes:
+    """An animated GIF of the frames, in order, looping forever."""
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+    return buf.getvalue()
+
+
+def round_trip_gif(images: np.ndarray, ms_per_frame: int = 120) -> bytes:
+    """uint8 [N, H, W, 3] frames there and back again, for a seamless loop."""
+    frames = [Image.fromarray(im) for im in images]
+    return gif(frames + frames[-2:0:-1], ms_per_frame)

@@ -7,6 +7,7 @@ CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
 DATA_DIR = REPO_ROOT / "data"
 EMOJI_DIR = DATA_DIR / "emoji"
 BUILTIN_EMOJI = "builtin:emoji"  # the --data value of the built-in data set
+DEMO_RUN = "demo-emoji"  # the shipped demo run, under checkpoints/ (scripts/make_demo_run.py)
 
 
 def checkpoints_dir() -> Path:

@@ -6,19 +6,26 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import curate, dataimport, urlimport
-from core.data import (FITS, DataError, Skipped, decode_image, fit_image, labels_of, load_image_set,
-                       summarize_skipped)
-from core.datasets import DataRegistry, DataSet, DataSetError
+from core.data import curate, importer, urlimport
+from core.data.datasets import SKIPS_KEPT, DataRegistry, DataSet, DataSetError, runs_using
+from core.data.images import FITS
+from core.data.imageset import DataError, Skipped, class_names_of, load_image_set, summarize_skipped
 from core.grid import make_grid
+from ui.guard import local_only
+from ui.links import linked, notice
+from ui.pickers import registry as run_registry
+from ui.state import KEPT, apply_pending, keep_valid, set_on_next_run
+from ui.text import plain, sentence
 
 st.set_page_config(page_title="Data · GANscope", page_icon="🔭", layout="wide")
+local_only()  # refuses to work when the app listens beyond this machine uninvited
 st.title("Data")
+notice()
 st.caption("Bring your images in, look at them, and remove what doesn't belong before it costs hours of "
            "training. Imported files are copied and never changed; curation saves versions that the "
            "Training page offers.")
 
-THUMB_RES, PAGE = 64, 48
+THUMB_RES, PAGE, PICK_COLUMNS = 64, 48, 8
 registry = DataRegistry()
 NEW = "➕ New data set"
 
@@ -33,10 +40,7 @@ def thumbnails(version_path: str, fit: str, mtime: float) -> tuple[np.ndarray, l
 @st.cache_data(max_entries=8, show_spinner="Looking for duplicates…")
 def duplicate_groups(dataset_path: str, files: tuple, scan_mtime: float):
     """(exact, near) duplicate groups among a version's files; recomputed when the scan changes."""
-    ds = DataSet(Path(dataset_path))
-    infos = curate.load_scan(ds)
-    listed = [infos[n] for n in files if n in infos]
-    return curate.exact_duplicates(listed), curate.near_duplicates(listed, curate.file_opener(ds))
+    return curate.duplicate_groups(DataSet(Path(dataset_path)), list(files))
 
 
 def scan_with_progress(ds) -> dict:
@@ -46,142 +50,163 @@ def scan_with_progress(ds) -> dict:
     return infos
 
 
-def run_import(ds, how: str, payload) -> None:
+def run_import(ds, set_name: str, how: str, payload) -> None:
+    """Import into `ds`, or into a new data set `set_name` that exists only if the import brought images."""
     bar = st.progress(0.0, text="Importing…")
     progress = lambda d, t: bar.progress(d / t, text=f"Importing {d}/{t}")  # noqa: E731
     try:
-        if how == "folder":
-            result = dataimport.import_folder(ds, payload, progress)
-        elif how == "upload":
-            result = dataimport.import_uploads(ds, payload, progress)
+        if ds is None:
+            result = importer.import_new(registry, set_name, how, payload, progress)
         else:
-            result = dataimport.import_urls(ds, payload, progress)
+            result = importer.IMPORTS[how](ds, payload, progress)
     except (DataSetError, DataError) as e:
         bar.empty()
-        st.error(str(e))
+        st.error(sentence(e))
         return
     bar.empty()
-    st.session_state["import-result"] = (ds.name, len(result.added), result.skipped, result.version.number)
-    st.session_state["select-dataset"] = ds.name
+    name = set_name if ds is None else ds.name
+    st.session_state["import-result"] = (name, len(result.added), result.skipped, result.version.number)
+    set_on_next_run({"set": name})
     st.rerun()
 
 
 # -- which data set -----------------------------------------------------------------
 sets = registry.all()
 names = [d.name for d in sets]
-# The choice starts from the link, and jumps to a data set just created by an import.
-wanted = st.session_state.pop("select-dataset", None) or st.session_state.get("dataset")
-if wanted is None and "dataset" not in st.session_state:
-    wanted = st.query_params.get("set", names[0] if names else NEW)
-if wanted is not None:
-    st.session_state["dataset"] = wanted if wanted in names else NEW
+apply_pending()  # a data set just created or deleted, a version just saved
+keep_valid("set", names + [NEW], NEW)
 with st.sidebar:
-    choice = st.selectbox("Data set", names + [NEW], key="dataset")
+    choice = linked(st.selectbox, "Data set", names + [NEW], index=0 if names else len(names), key="set")
 ds = registry.get(choice) if choice != NEW else None
-if ds:
-    st.query_params["set"] = ds.name
-else:
-    st.query_params.pop("set", None)
 
-tab_import, tab_report, tab_curate = st.tabs(["Import", "Report", "Curate"])
+tab_import, tab_report, tab_curate = linked(st.tabs, ["Import", "Report", "Curate"], key="data-tab")
 
 # -- Import ---------------------------------------------------------------------------
-with tab_import:
-    if (done := st.session_state.pop("import-result", None)) is not None:
-        set_name, added, skipped, version = done
-        st.success(f"Added {added} image{'s' * (added != 1)} to {set_name} (now version v{version}).")
-        if skipped:
-            with st.expander(summarize_skipped([Skipped(n, r) for n, r in skipped]), expanded=added == 0):
-                st.dataframe([{"file": n, "reason": r} for n, r in skipped], hide_index=True, width="stretch")
-    if ds is None:
-        set_name = st.text_input("Name of the new data set", placeholder="book-covers",
-                                 help="Letters, digits, '.', '_' or '-'.")
-    else:
-        set_name = ds.name
-        st.caption(f"Importing into **{ds.name}**. Pick “{NEW}” in the sidebar to start another data set.")
-    how = st.radio("From", ["folder", "upload", "urls"], horizontal=True, format_func={
-        "folder": "A folder on this machine", "upload": "Upload images or a zip", "urls": "A list of URLs"}.get)
-    payload = None
-    if how == "folder":
-        folder = st.text_input("Folder path", placeholder="/home/me/pictures/covers",
-                               help="Searched recursively; first-level subfolders become classes.")
-        payload = folder.strip() or None
-    elif how == "upload":
-        files = st.file_uploader("Images, or zips of images", accept_multiple_files=True,
-                                 type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "zip"])
-        payload = [(f.name, f.getvalue()) for f in files] if files else None
-    else:
-        text = st.text_area("URLs, one per line (or CSV with a url column)", height=120)
-        listing = st.file_uploader("…or a .txt / .csv file of URLs", type=["txt", "csv"])
-        if listing is not None:
-            text += "\n" + listing.getvalue().decode("utf-8", errors="replace")
-        urls = urlimport.parse_url_list(text)
-        payload = urls or None
-        st.caption(f"{len(urls)} URL{'s' * (len(urls) != 1)} found. Downloads use 4 connections, 15 s "
-                   f"timeouts, at most {urlimport.MAX_IMAGE_BYTES // 2**20} MB per image; a second import "
-                   "of the same list only fetches what is missing.")
-    if st.button("Import", type="primary"):
-        if payload is None:
-            st.error({"folder": "Enter the path of a folder of images.", "upload": "Choose files to upload.",
-                      "urls": "Paste or upload a list of http(s) URLs."}[how])
+if tab_import.open:
+    with tab_import:
+        if (done := st.session_state.pop("import-result", None)) is not None:
+            set_name, added, skipped, version = done
+            st.success(f"Added {added} image{'s' * (added != 1)} to {plain(set_name)} (now version v{version}). "
+                       "See them in the Report and Curate tabs.")
+            if skipped:
+                with st.expander(plain(summarize_skipped([Skipped(n, r) for n, r in skipped])), expanded=added == 0):
+                    st.dataframe([{"file": n, "reason": r} for n, r in skipped], hide_index=True, width="stretch")
+        if ds is None:
+            set_name = st.text_input("Name of the new data set", placeholder="book-covers", key="new-set-name",
+                                     help="Letters, digits, '.', '_' or '-'.", **KEPT)
         else:
-            try:
-                target = ds or registry.create(set_name, how)
-            except DataSetError as e:
-                st.error(str(e))
+            set_name = ds.name
+            st.caption(f"Importing into **{plain(ds.name)}**. Pick “{NEW}” in the sidebar to start another "
+                       "data set.")
+        how = st.radio("From", ["folder", "upload", "urls"], horizontal=True, key="import-from", **KEPT,
+                       format_func={"folder": "A folder on this machine", "upload": "Upload images or a zip",
+                                    "urls": "A list of URLs"}.get)
+        payload = None
+        if how == "folder":
+            folder = st.text_input("Folder path", placeholder="/home/me/pictures/covers", key="import-folder",
+                                   help="Searched recursively; first-level subfolders become classes.", **KEPT)
+            payload = folder.strip() or None
+        elif how == "upload":
+            files = st.file_uploader("Images, or zips of images", accept_multiple_files=True, key="import-files",
+                                     type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "zip"])
+            payload = [(f.name, f.getvalue()) for f in files] if files else None
+        else:
+            text = st.text_area("URLs, one per line (or CSV with a url column)", height=120, key="import-urls",
+                                **KEPT)
+            listing = st.file_uploader("…or a .txt / .csv file of URLs", type=["txt", "csv"], key="import-list")
+            if listing is not None:
+                text += "\n" + listing.getvalue().decode("utf-8", errors="replace")
+            urls = urlimport.parse_url_list(text)
+            payload = urls or None
+            st.caption(f"{len(urls)} URL{'s' * (len(urls) != 1)} found. Downloads use 4 connections, 15 s "
+                       f"timeouts, at most {urlimport.MAX_DOWNLOAD_BYTES // 2**20} MB per image; a second import "
+                       "of the same list only fetches what is missing.")
+        if st.button("Import", type="primary"):
+            if payload is None:
+                st.error({"folder": "Enter the path of a folder of images.", "upload": "Choose files to upload.",
+                          "urls": "Paste or upload a list of http(s) URLs."}[how])
             else:
-                run_import(target, how, payload)
+                run_import(ds, set_name, how, payload)
+
+        if ds is not None:
+            with st.expander(f"Delete {plain(ds.name)}"):
+                users = runs_using(ds, run_registry().runs())
+                st.caption("Deletes GANscope's copy of the images and every version. Your own files "
+                           "elsewhere are not touched, nor are runs: "
+                           + (f"{len(users)} run(s) trained on it keep their checkpoints but can no longer be "
+                              "resumed or compared with their images (" + ", ".join(plain(r.name) for r in users)
+                              + ")." if users else "no run was trained on it."))
+                sure = st.checkbox(f"Yes, delete {plain(ds.name)}", key=f"delete-set-{ds.name}")
+                if st.button("Delete data set", disabled=not sure):
+                    registry.delete(ds.name)
+                    set_on_next_run({"set": NEW})
+                    st.rerun()
 
 if ds is None:
     for tab in (tab_report, tab_curate):
-        tab.info("Import images first, or pick a data set in the sidebar.")
+        if tab.open:
+            tab.info("Import images first, or pick a data set in the sidebar.")
     st.stop()
 
 versions = ds.versions()
 if not versions:
     for tab in (tab_report, tab_curate):
-        tab.info("This data set has no images yet: import some.")
+        if tab.open:
+            tab.info("This data set has no images yet: import some.")
     st.stop()
-infos = scan_with_progress(ds)
 
 # -- Report ----------------------------------------------------------------------------
-with tab_report:
-    rep = curate.report(list(infos.values()))
-    skipped_on_import = [s for imp in ds.meta["imports"] for s in imp["skipped"]]
-    cols = st.columns(5)
-    cols[0].metric("Files", rep["files"])
-    cols[1].metric("Usable images", rep["usable"])
-    cols[2].metric("Skipped or broken", len(rep["broken"]) + len(skipped_on_import),
-                   help="skipped at import, or broken in the data set's folder")
-    cols[3].metric("Size", f"{rep['bytes'] / 2**20:.1f} MB")
-    cols[4].metric("Square", f"{rep['square']} / {rep['usable']}")
-    st.caption("Formats: " + ", ".join(f"{fmt} {n}" for fmt, n in rep["formats"]) +
-               f" · smallest side {rep['smallest']} px · versions: " + ", ".join(f"v{v.number}" for v in versions))
-    if rep["usable"]:
-        left, right = st.columns(2)
-        sizes = go.Figure(go.Scattergl(x=rep["widths"], y=rep["heights"], mode="markers", opacity=0.5))
-        sizes.update_layout(title="Image sizes (px)", xaxis_title="width", yaxis_title="height", height=320,
-                            margin=dict(l=10, r=10, t=40, b=10))
-        left.plotly_chart(sizes)
-        aspects = go.Figure(go.Histogram(x=rep["aspects"], nbinsx=40))
-        aspects.update_layout(title="Aspect ratio (width / height)", height=320, margin=dict(l=10, r=10, t=40, b=10))
-        right.plotly_chart(aspects)
-    if rep["broken"] or skipped_on_import:
-        with st.expander(f"Broken or skipped files ({len(rep['broken']) + len(skipped_on_import)})"):
-            st.dataframe([{"file": n, "reason": r} for n, r in rep["broken"]] +
-                         [{"file": s.split(": ", 1)[0], "reason": s.split(": ", 1)[-1]} for s in skipped_on_import],
-                         hide_index=True, width="stretch")
-    version = versions[-1]
-    images, image_names = thumbnails(str(version.path), version.fit, version.path.stat().st_mtime)
-    pages = max(1, -(-len(images) // PAGE))
-    page = st.number_input(f"Preview of v{version.number}: page (of {pages})", 1, pages, 1) - 1
-    st.image(make_grid(images[page * PAGE:(page + 1) * PAGE], columns=12), width="stretch")
+if tab_report.open:
+    with tab_report:
+        infos = scan_with_progress(ds)
+        rep = curate.report(list(infos.values()))
+        skipped_on_import = ds.skipped_on_import()  # the first SKIPS_KEPT of each import
+        skipped_count = len(rep["broken"]) + ds.skipped_on_import_count()
+        cols = st.columns(5)
+        cols[0].metric("Files", rep["files"])
+        cols[1].metric("Usable images", rep["usable"])
+        cols[2].metric("Skipped or broken", skipped_count,
+                       help="skipped at import, or broken in the data set's folder")
+        cols[3].metric("Size", f"{rep['bytes'] / 2**20:.1f} MB")
+        cols[4].metric("Square", f"{rep['square']} / {rep['usable']}")
+        st.caption("Formats: " + ", ".join(f"{plain(fmt)} {n}" for fmt, n in rep["formats"]) +
+                   f" · smallest side {rep['smallest']} px · versions: " + ", ".join(f"v{v.number}" for v in versions))
+        if rep["usable"]:
+            left, right = st.columns(2)
+            sizes = go.Figure(go.Scattergl(x=rep["widths"], y=rep["heights"], mode="markers", opacity=0.5))
+            sizes.update_layout(title="Image sizes (px)", xaxis_title="width", yaxis_title="height", height=320,
+                                margin=dict(l=10, r=10, t=40, b=10))
+            left.plotly_chart(sizes)
+            aspects = go.Figure(go.Histogram(x=rep["aspects"], nbinsx=40))
+            aspects.update_layout(title="Aspect ratio (width / height)", height=320,
+                                  margin=dict(l=10, r=10, t=40, b=10))
+            right.plotly_chart(aspects)
+        if rep["broken"] or skipped_on_import:
+            with st.expander(f"Broken or skipped files ({skipped_count})"):
+                listed = len(rep["broken"]) + len(skipped_on_import)
+                if listed < skipped_count:
+                    st.caption(f"{listed} of them listed: an import keeps the names of its first "
+                               f"{SKIPS_KEPT} skipped files only.")
+                st.dataframe([{"file": n, "reason": r} for n, r in rep["broken"] + skipped_on_import],
+                             hide_index=True, width="stretch")
+        version = versions[-1]
+        images, image_names = thumbnails(str(version.path), version.fit, version.path.stat().st_mtime)
+        pages = max(1, -(-len(images) // PAGE))
+        page = st.number_input(f"Preview of v{version.number}: page (of {pages})", 1, pages, 1,
+                               key=f"preview-{ds.name}") - 1
+        st.image(make_grid(images[page * PAGE:(page + 1) * PAGE], columns=12), width="stretch")
+    st.stop()
+
+if not tab_curate.open:
+    st.stop()
 
 # -- Curate ------------------------------------------------------------------------------
 with tab_curate:
+    infos = scan_with_progress(ds)
     version_labels = {v.number: v.label for v in versions}
+    keep_valid("base-version", list(version_labels), versions[-1].number)
     base_number = st.selectbox("Start from", list(version_labels), index=len(versions) - 1,
-                               format_func=version_labels.get)
+                               format_func=version_labels.get, key="base-version")
     base = next(v for v in versions if v.number == base_number)
     state_key = f"exclude:{ds.name}:{base.number}"
     exclude: set = st.session_state.setdefault(state_key, set())
@@ -198,7 +223,7 @@ with tab_curate:
     thumbs, thumb_names = thumbnails(str(base.path), base.fit, base.path.stat().st_mtime)
     index = {n: i for i, n in enumerate(thumb_names)}
     for title, groups in (("identical files", exact), ("near duplicates (same picture, other file)", near)):
-        open_groups = [g for g in groups if sum(n not in exclude for n in g) > 1]
+        open_groups = curate.open_groups(groups, exclude)
         if not open_groups:
             st.caption(f"No {title}.")
             continue
@@ -207,15 +232,17 @@ with tab_curate:
             shown = [n for n in group if n in index]
             if shown:
                 st.image(make_grid(thumbs[[index[n] for n in shown]], columns=len(shown)),
-                         caption=" · ".join(shown), width=80 * len(shown))
+                         caption=" · ".join(map(plain, shown)), width=80 * len(shown))
         extra = curate.keep_one(open_groups, by_name)
-        if st.button(f"Exclude {len(extra)} (keep the largest of each group)", key=f"dedupe-{title}"):
+        if st.button(f"Exclude {len(extra)} (keep the best of each group: most pixels, lossless, original name)",
+                     key=f"dedupe-{title}"):
             drop(extra, title)
             st.rerun()
 
     st.subheader("Outliers")
-    st.caption("Images ranked by their distance to their 5 nearest neighbours in EfficientNet-Lite0 feature "
-               "space: the ones that don't look like the rest come first.")
+    st.caption("Images ranked by how far they are from the rest of the set (colour, texture and content, in "
+               "EfficientNet-Lite0 features), so that one-off oddities and whole groups that don't belong "
+               "come first.")
     ranking_key = f"outliers:{base.path}:{base.path.stat().st_mtime}"
     if ranking_key not in st.session_state and st.button("Rank outliers"):
         bar = st.progress(0.0, text="Embedding images…")
@@ -223,51 +250,52 @@ with tab_curate:
             base.path, base.fit, progress=lambda d, t: bar.progress(d / t, text=f"Embedding images {d}/{t}"))
         bar.empty()
     if ranking_key in st.session_state:
-        ranking = [(n, s) for n, s in st.session_state[ranking_key] if n not in exclude]
-        top = len(ranking) if len(ranking) <= 4 else st.slider("Show the top", 4, min(96, len(ranking)),
-                                                                min(24, len(ranking)))
+        ranking = [(n, s) for n, s in st.session_state[ranking_key] if n not in exclude and n in index]
+        top = len(ranking)
+        if len(ranking) > 4:
+            top = st.slider("Show the top", 4, len(ranking), min(24, len(ranking)), key=f"top-{ranking_key}")
         st.image(make_grid(thumbs[[index[n] for n, _ in ranking[:top]]], columns=12), width="stretch",
-                 caption="most unusual first: " + ", ".join(f"{n} ({s:.1f})" for n, s in ranking[:6]) + "…")
+                 caption="most unusual first: " + ", ".join(f"{plain(n)} ({s:.2f})" for n, s in ranking[:6])
+                         + ("…" if len(ranking) > 6 else ""))
         if st.button(f"Exclude these {min(top, len(ranking))}"):
             drop([n for n, _ in ranking[:top]], "outliers")
             st.rerun()
 
     st.subheader("Classes")
-    labels, classes = labels_of(base.files)
-    class_of = dict(zip(base.files, [classes[i] for i in labels])) if classes else {}
+    classes = class_names_of(base.files)
     if classes:
-        keep_classes = st.multiselect("Keep classes", classes, default=classes)
+        keep_classes = st.multiselect("Keep classes", classes, default=classes, key=f"classes-{state_key}")
     else:
         keep_classes = []
         st.caption("No classes: put images in one subfolder per class to get them.")
 
     st.subheader("Pick by hand")
     pages = max(1, -(-len(thumb_names) // PAGE))
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="curate-page") - 1
-    columns = st.columns(12)
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"curate-page-{state_key}") - 1
+    columns = st.columns(PICK_COLUMNS)
     for k, name in enumerate(thumb_names[page * PAGE:(page + 1) * PAGE]):
-        col = columns[k % 12]
+        col = columns[k % PICK_COLUMNS]
         col.image(thumbs[index[name]], width="stretch")
+        col.caption(plain(name))
         key = f"keep:{state_key}:{name}"
         st.session_state.setdefault(key, name not in exclude)  # (a value= as well would make Streamlit warn)
-        kept = col.checkbox("keep", key=key, help=name)
+        kept = col.checkbox("keep", key=key, help=plain(name))
         (exclude.discard if kept else exclude.add)(name)
 
     st.subheader("Save a version")
-    fit = st.radio("Crop mode", FITS, index=FITS.index(base.fit), horizontal=True,
+    fit = st.radio("Crop mode", FITS, index=FITS.index(base.fit), horizontal=True, key=f"fit-{state_key}",
                    help="crop: fill the square and cut the overflow · pad: fit inside with white bars · "
                         "squash: stretch")
-    sample = [fit_image(decode_image((ds.files_dir / n).read_bytes()), THUMB_RES, fit) for n in thumb_names[:8]]
-    st.image(make_grid(np.stack(sample), columns=8), caption=f"{fit}, as training will see them", width=8 * 80)
-    usable = [n for n in base.files if n in index]
-    dropped_classes = {n for n in usable if n not in exclude and classes and class_of[n] not in keep_classes}
-    final = [n for n in usable if n not in exclude and n not in dropped_classes]
-    st.write(f"**{len(final)}** of {len(base.files)} images kept ({len(base.files) - len(usable)} broken, "
-             f"{len(exclude & set(usable))} excluded, {len(dropped_classes)} in dropped classes).")
-    note = st.text_input("Note", placeholder="no duplicates, no text-heavy covers")
-    if st.button(f"Save as v{versions[-1].number + 1}", type="primary", disabled=not final):
-        saved = ds.save_version(final, fit, note=note.strip())
+    sample = curate.fitted_images(ds, thumb_names[:8], THUMB_RES, fit)
+    st.image(make_grid(sample, columns=8), caption=f"{fit}, as training will see them", width=8 * 80)
+    chosen = curate.select(base.files, index, exclude, keep_classes)
+    st.write(f"**{len(chosen.kept)}** of {len(base.files)} images kept ({chosen.broken} broken, "
+             f"{chosen.excluded} excluded, {chosen.in_dropped_classes} in dropped classes).")
+    note = st.text_input("Note", placeholder="no duplicates, no text-heavy covers", key=f"note-{state_key}")
+    if st.button(f"Save as v{versions[-1].number + 1}", type="primary", disabled=not chosen.kept):
+        saved = ds.save_version(chosen.kept, fit, note=note.strip())
         st.session_state.pop(state_key, None)
+        set_on_next_run({"base-version": saved.number})
         st.success(f"Saved v{saved.number} with {len(saved.files)} images. Train on it from the Training page.")
         time.sleep(0.5)
         st.rerun()

@@ -4,19 +4,22 @@ import random
 import numpy as np
 import streamlit as st
 
-from core import evaluate, metrics
+from core.evaluation import evaluate, metrics
 from core.grid import make_grid
+from ui import monitor
 from ui.embedding import fake_features, fake_images_of, real_features, real_images_of, share_cpu_with_training
-from ui.pickers import load_or_stop, pick_run_and_checkpoint, runs_with_checkpoints
+from ui.guard import local_only
+from ui.links import linked, notice
+from ui.pickers import load_or_stop, pick_run_and_checkpoint
+from ui.state import keep_valid, set_values
+from ui.text import plain
 
 st.set_page_config(page_title="Real vs Fake · GANscope", page_icon="🔭", layout="wide")
+local_only()  # refuses to work when the app listens beyond this machine uninvited
 st.title("Real vs Fake")
+notice()
 
-runs = runs_with_checkpoints()
-if not runs:
-    st.info("No trained generator yet: start a run on the Training page.")
-    st.stop()
-run, path = pick_run_and_checkpoint(runs, st.query_params.get("run", ""))
+run, path = pick_run_and_checkpoint()
 G, info = load_or_stop(path)
 mtime = path.stat().st_mtime
 
@@ -28,13 +31,13 @@ def copy_threshold(key: str, _feats) -> float:
 
 real_images, real_labels, class_names, data_key = real_images_of(str(run.path))
 with st.sidebar:
-    count = st.select_slider("Images per side", [8, 16, 32, 64], value=32)
+    count = linked(st.select_slider, "Images per side", [8, 16, 32, 64], value=32, key="count")
     cls = None
     if class_names and info["class_names"]:
-        choice = st.selectbox("Class", ["all"] + class_names)
+        keep_valid("compare-class", ["all"] + class_names, "all")
+        choice = linked(st.selectbox, "Class", ["all"] + class_names, key="compare-class")
         cls = None if choice == "all" else class_names.index(choice)
-    if st.button("Reshuffle"):
-        st.session_state["shuffle"] = random.randrange(1_000_000)
+    st.button("Reshuffle", on_click=lambda: set_values({"shuffle": random.randrange(1_000_000)}))
 shuffle = st.session_state.get("shuffle", 0)
 
 fakes, fake_classes = fake_images_of(str(path), mtime, 512, shuffle, G, real_labels)
@@ -44,9 +47,8 @@ fake_pool = np.arange(len(fakes)) if cls is None or fake_classes is None else np
 real_pick = rng.choice(real_pool, size=min(count, len(real_pool)), replace=False)
 fake_pick = fake_pool[:count]
 
-tab_side, tab_nearest, tab_quiz, tab_metrics = st.tabs(["Side by side", "Nearest real image", "Quiz", "Metrics"])
 
-with tab_side:
+def side_by_side():
     left, right = st.columns(2)
     columns = 8 if count >= 32 else 4
     left.image(make_grid(real_images[real_pick], columns=columns), caption=f"{len(real_pick)} real images",
@@ -54,7 +56,8 @@ with tab_side:
     right.image(make_grid(fakes[fake_pick], columns=columns), caption=f"{len(fake_pick)} generated images",
                 width="stretch")
 
-with tab_nearest:
+
+def nearest_real():
     st.caption("For each generated image, its three nearest training images in EfficientNet-Lite0 feature "
                "space, closest first. A fake nearer to a training image than 98% of training images are to "
                "their own nearest neighbour is flagged as a likely copy: with small data sets, a GAN that "
@@ -76,12 +79,13 @@ with tab_nearest:
         if dist[row, 0] < threshold:
             cols[4].error("likely copy")
 
-with tab_quiz:
+
+def quiz():
     st.caption("Which one is real? Pairs of one training image and one generated image, in random order.")
-    quiz = st.session_state.setdefault("quiz", {"ckpt": None, "round": 0, "correct": 0})
-    if quiz["ckpt"] != str(path):
-        quiz.update(ckpt=str(path), round=0, correct=0)
-    q_rng = np.random.default_rng(quiz["round"] + 1000 * shuffle)
+    state = st.session_state.setdefault("quiz", {"ckpt": None, "round": 0, "correct": 0})
+    if state["ckpt"] != str(path):
+        state.update(ckpt=str(path), round=0, correct=0)
+    q_rng = np.random.default_rng(state["round"] + 1000 * shuffle)
     real_i, fake_i, real_left = q_rng.integers(len(real_images)), q_rng.integers(len(fakes)), q_rng.random() < 0.5
     pair = [real_images[real_i], fakes[fake_i]] if real_left else [fakes[fake_i], real_images[real_i]]
     a, b = st.columns(2)
@@ -94,35 +98,58 @@ with tab_quiz:
         answer = False
     if answer is not None:
         correct = answer == real_left
-        quiz["round"] += 1
-        quiz["correct"] += int(correct)
+        state["round"] += 1
+        state["correct"] += int(correct)
         evaluate.record_quiz(run.path, path.name, int(correct), 1)
         st.toast("Right!" if correct else "Wrong: that one was generated.")
         st.rerun()
-    if quiz["round"]:
-        st.metric("Your score this session", f"{quiz['correct']} / {quiz['round']}")
+    if state["round"]:
+        st.metric("Your score this session", f"{state['correct']} / {state['round']}")
     saved = evaluate.load_quiz(run.path).get(path.name)
     if saved:
         st.caption(f"All answers for this checkpoint: {saved['total']}, human error rate "
                    f"{saved['error_rate']:.0%} (50% = people cannot tell).")
 
-with tab_metrics:
+
+def quality_metrics():
     st.caption("FID and KID (lower is better) compare Inception features of real and generated images; "
                "precision / density say how realistic the fakes are, recall / coverage how much of the data "
-               "they cover. Computed on demand and saved in the run folder.")
-    n = st.select_slider("Generated images", [250, 500, 1000, 2000], value=1000)
+               "they cover. Computed on demand and saved in the run folder. The first evaluation of a run also "
+               "scores its two references (an untrained generator, and your images against themselves), so "
+               "every number has a scale.")
+    n = linked(st.select_slider, "Generated images", [100, 250, 500, 1000, 2000], value=1000, key="eval-n")
+    saved = evaluate.load_evaluations(run.path)
     if st.button(f"Evaluate {path.name}"):
         share_cpu_with_training()
-        bar = st.progress(0.0, text="starting…")
-        result = evaluate.evaluate(run.path, path.name, n=n, progress=lambda f, t: bar.progress(min(f, 1.0), text=t))
+        bar, eta = st.progress(0.0, text="starting…"), monitor.Eta()
+        result = evaluate.evaluate(run.path, path.name, n=n,
+                                   progress=lambda f, t: bar.progress(min(f, 1.0), text=f"{t} · {eta.text(f)}"))
         bar.empty()
         st.success(f"FID {result['fid']:.1f}, KID {result['kid'] * 1000:.2f} ± {result['kid_se'] * 1000:.2f} ×10⁻³")
-    saved = evaluate.load_evaluations(run.path)
+        for line in evaluate.in_context(result, evaluate.load_reference(run.path), list(saved.values())):
+            st.markdown(f"- {plain(line)}")
+        saved = evaluate.load_evaluations(run.path)
     quiz_scores = evaluate.load_quiz(run.path)
     if saved:
-        st.dataframe([{"checkpoint": name, "kimg": round(r["kimg"], 1), "FID": round(r["fid"], 2),
-                       "KID ×10³": f"{r['kid'] * 1000:.2f} ± {r['kid_se'] * 1000:.2f}",
+        st.dataframe([{"checkpoint": name, "kimg": round(r["kimg"], 1), "images": r["n_fake"],
+                       "FID": round(r["fid"], 2), "KID ×10³": f"{r['kid'] * 1000:.2f} ± {r['kid_se'] * 1000:.2f}",
                        "precision": round(r["precision"], 3), "recall": round(r["recall"], 3),
                        "density": round(r["density"], 3), "coverage": round(r["coverage"], 3),
                        "human error": (f"{quiz_scores[name]['error_rate']:.0%}" if name in quiz_scores else "")}
                       for name, r in saved.items()], hide_index=True, width="stretch")
+        references = evaluate.load_reference(run.path)
+        if references:
+            st.caption("References: " + "; ".join(
+                f"{plain(k)} images: untrained FID {r['untrained']['fid']:.1f} / "
+                f"KID {r['untrained']['kid'] * 1000:.1f}, "
+                f"real vs real FID {r['real_vs_real']['fid']:.1f} / KID {r['real_vs_real']['kid'] * 1000:.1f} ×10⁻³"
+                for k, r in sorted(references.items(), key=lambda kv: int(kv[0]))))
+
+
+TABS = {"Side by side": side_by_side, "Nearest real image": nearest_real, "Quiz": quiz, "Metrics": quality_metrics}
+# Only the open tab runs (the tabs keep their state): embedding for the nearest-image check waits
+# until someone looks at it.
+for tab, draw in zip(linked(st.tabs, list(TABS), key="compare-tab"), TABS.values()):
+    if tab.open:
+        with tab:
+            draw()

@@ -131,7 +131,7 @@ def write_readme(out: Path, pkg: Path, emoji: list[dict], licences: list[str],
     text = f"""# Built-in data set: Google Noto emoji, 64 px
 
 {len(emoji)} emoji, each a 64x64 RGB image on a white background, labelled by
-emoji category. GANscope loads it with `core.builtin.load_emoji()`.
+emoji category. GANscope loads it with `core.data.builtin.load_emoji()`.
 
 ## Files
 

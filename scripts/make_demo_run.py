@@ -18,10 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import atomic, checkpoint  # noqa: E402
-from core.runfolder import RunFolder  # noqa: E402
+from core import checkpoint  # noqa: E402
+from core.paths import CHECKPOINTS_DIR, DEMO_RUN  # noqa: E402
+from core.runs.runfolder import RunFolder  # noqa: E402
 
-DEMO = REPO / "checkpoints" / "demo-emoji"
+DEMO = CHECKPOINTS_DIR / DEMO_RUN
 MAX_BYTES = 20 * 2**20
 MAX_GRIDS = 24  # sample grids kept for "Watch it learn"
 
@@ -40,8 +41,8 @@ def export(src: Path, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     demo.create()
-    for name in ("config.json", "metrics.jsonl", "latents.pt", "train.log"):
-        shutil.copy2(src / name, dest / name)
+    for name in ("config_file", "metrics_file", "latents_file", "log_file"):
+        shutil.copy2(getattr(run, name), getattr(demo, name))
     shutil.copy2(run.reals, demo.reals)
     grids = sorted(run.samples.glob("step-*.png"))
     keep = {grids[round(i * (len(grids) - 1) / (MAX_GRIDS - 1))] for i in range(MAX_GRIDS)} if grids else set()
@@ -49,8 +50,8 @@ def export(src: Path, dest: Path) -> None:
         shutil.copy2(png, demo.samples / png.name)
     checkpoint.export_generator(run.latest, demo.latest, half=True)  # fp16 weights: half the repo size
     # The shipped run is finished and owned by no process.
-    atomic.write_json(demo.status, {**status, "state": "finished", "pid": None,
-                                    "message": "demo run shipped with GANscope (generator only)"})
+    shutil.copy2(run.status_file, demo.status_file)
+    demo.mark("finished", "demo run shipped with GANscope (generator only)", pid=None)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"demo run written to {dest}: {size / 2**20:.1f} MiB")
     if size > MAX_BYTES:

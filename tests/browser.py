@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -135,12 +137,14 @@ def runs_dir(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def app_server(tmp_path, runs_dir):
-    """`streamlit run Home.py` on a free port; yields its base URL. Its log: tmp_path/streamlit.log."""
-    port, log = free_port(), tmp_path / "streamlit.log"
+@contextmanager
+def serving(work: Path, runs_dir: Path):
+    """`streamlit run Home.py` on a free port over runs_dir; yields its base URL. Its log and
+    caches go under `work`; every process it started is stopped afterwards."""
+    port, log = free_port(), work / "streamlit.log"
     env = {**os.environ, "GANSCOPE_CHECKPOINTS": str(runs_dir), "PYTHONUNBUFFERED": "1",
-           "GANSCOPE_CACHE": str(tmp_path / "cache"), "GANSCOPE_LOCKS": str(tmp_path / "locks")}
+           "GANSCOPE_CACHE": str(work / "cache"), "GANSCOPE_LOCKS": str(work / "locks"),
+           "GANSCOPE_DATASETS": str(work / "datasets")}
     cmd = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true",
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
@@ -157,8 +161,8 @@ def app_server(tmp_path, runs_dir):
         assert not left, f"processes left running after the test: {sorted(left)}"
 
 
-@pytest.fixture
-def browser_page():
+@contextmanager
+def chromium_page():
     """A headless Chromium page (Debian's chromium: Playwright cannot download its own here)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
@@ -169,3 +173,40 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def screenshot_on_failure(page, path: Path):
+    """Turn any failure into an AssertionError that names a screenshot of the page."""
+    try:
+        yield
+    except Exception as e:
+        page.screenshot(path=str(path), full_page=True)
+        raise AssertionError(f"{e}\nscreenshot: {path}") from e
+
+
+def query(page) -> dict[str, str]:
+    """The page's URL query parameters (one value each)."""
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(page.url).query))
+
+
+def wait_for_query(page, expected: dict, absent=(), timeout_ms: int = 30_000) -> None:
+    """Wait until the URL has these parameters (and none of `absent`): Streamlit sends the
+    URL update as its own message after the rerun."""
+    page.wait_for_function(
+        """([want, absent]) => { const q = new URLSearchParams(location.search);
+            return Object.entries(want).every(([k, v]) => q.get(k) === v) && absent.every(k => !q.has(k)); }""",
+        arg=[expected, list(absent)], timeout=timeout_ms)
+
+
+@pytest.fixture
+def app_server(tmp_path, runs_dir):
+    """The app on a free port over runs_dir; its log: tmp_path/streamlit.log."""
+    with serving(tmp_path, runs_dir) as url:
+        yield url
+
+
+@pytest.fixture
+def browser_page():
+    with chromium_page() as page:
+        yield page

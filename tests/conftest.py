@@ -41,7 +41,7 @@ def make_images(folder: Path, n: int, size=(40, 48), classes=("a", "b"), seed=0)
 @pytest.fixture
 def runs_root(tmp_path, monkeypatch):
     """An empty checkpoints folder for the app; any run still active afterwards is stopped."""
-    from core.registry import Registry
+    from core.runs.registry import Registry
     root = tmp_path / "checkpoints"
     root.mkdir()
     monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(root))
@@ -57,8 +57,9 @@ def image_folder(tmp_path) -> Path:
     return make_images(tmp_path / "images", 12)
 
 
-# Small and fast: a 32 px model a few channels wide.
-TINY = ["--res", "32", "--batch", "8", "--channels", "8", "--log-every", "10",
+# Small and fast: a 32 px model a few channels wide, on the tutorial's networks (the fastest
+# to start; tests/test_new_networks.py trains the default recipe's).
+TINY = ["--recipe", "small-data", "--res", "32", "--batch", "8", "--channels", "8", "--log-every", "10",
         "--sample-kimg", "0.2", "--snapshot-kimg", "0.2"]
 
 

@@ -1,7 +1,7 @@
 """Differentiable augmentation and the adaptive probability p."""
 import torch
 
-from core.augment import OPS, AdaptiveP, augment, cutout, translation
+from core.training.augment import OPS, AdaptiveP, augment, cutout, translation
 
 
 def test_augment_is_differentiable_and_changes_images():
@@ -42,20 +42,20 @@ def test_adaptive_p_rises_when_d_overfits_and_falls_otherwise():
     ada = AdaptiveP("cpu", p=0.5, target=0.6, speed_kimg=1)
     confident = torch.full((100,), 5.0)  # D calls every real image real: overfitting
     for _ in range(3):
-        ada.update(confident)
+        ada.step(torch.sign(confident).mean(), len(confident))
     assert float(ada.p) > 0.5
     high = float(ada.p)
     unsure = torch.tensor([1.0, -1.0] * 50)  # r_t = 0 < target
     for _ in range(3):
-        ada.update(unsure)
+        ada.step(torch.sign(unsure).mean(), len(unsure))
     assert float(ada.p) < high
 
 
 def test_adaptive_p_stays_in_unit_interval():
     ada = AdaptiveP("cpu", p=0.0, speed_kimg=0.01)
     for _ in range(10):
-        ada.update(torch.full((50,), -1.0))
+        ada.step(torch.tensor(-1.0), 50)
     assert float(ada.p) == 0.0
     for _ in range(10):
-        ada.update(torch.full((50,), 1.0))
+        ada.step(torch.tensor(1.0), 50)
     assert float(ada.p) == 1.0

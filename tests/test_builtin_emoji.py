@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import builtin
+from core.data import builtin
 from core.paths import EMOJI_DIR
 
 

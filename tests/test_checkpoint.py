@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core import checkpoint
-from core.models import build_discriminator, build_generator, model_spec
+from core.networks import build_discriminator, build_generator, model_spec
 
 
 def test_round_trip_with_weights_only(tmp_path):

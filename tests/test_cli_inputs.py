@@ -2,7 +2,6 @@
 import zipfile
 
 import pytest
-
 from conftest import TINY, make_images, read_json, run_trainer
 
 
@@ -71,8 +70,10 @@ def test_zip_source_trains(tmp_path):
 @pytest.mark.parametrize("args, text", [
     (["--res", "48"], "invalid choice"),
     (["--recipe", "stylegan"], "invalid choice"),
-    (["--batch", "1"], "--batch must be at least 2"),
-    (["--kimg", "-1"], "--kimg must be positive"),
+    (["--batch", "1"], "--batch must be from 2 to 4096"),
+    (["--kimg", "-1"], "--kimg must be more than 0"),
+    (["--kimg", "1e12"], "at most 100,000"),
+    (["--seed", "100000000000000000000"], "--seed must be from 0 to 4294967295"),
     (["--aug-ops", "color,blur"], "--aug-ops takes"),
     (["--kimg", "1", "--minutes", "2"], "not allowed with argument"),
 ])

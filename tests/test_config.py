@@ -1,13 +1,32 @@
 """Recipes and networks resolve into the settings the README promises; typed options win."""
 import pytest
 
-from core.config import resolve
+from core.training.config import resolve
 
 
-def test_the_default_is_the_small_data_recipe_on_the_tutorials_networks():
+def test_the_default_is_the_projected_recipe():
     cfg = resolve({})
-    assert (cfg.recipe, cfg.arch, cfg.channels, cfg.z_dim, cfg.batch) == ("small-data", "dcgan", 64, 100, 64)
-    assert (cfg.aug, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("ada", 1.0, 10.0, 0.0, 0.99)
+    assert (cfg.recipe, cfg.arch, cfg.disc, cfg.loss, cfg.channels, cfg.z_dim, cfg.batch) == \
+        ("projected", "fastgan", "projected", "hinge", 16, 256, 64)
+    assert (cfg.aug, cfg.aug_p, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("fixed", 1.0, 0.0, 20.0, 0.0, 0.99)
+
+
+def test_the_small_data_recipe_on_the_tutorials_networks():
+    cfg = resolve({"recipe": "small-data"})
+    assert (cfg.arch, cfg.disc, cfg.channels, cfg.z_dim, cfg.batch) == ("dcgan", "dcgan", 64, 100, 64)
+    assert (cfg.aug, cfg.aug_p, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("ada", 0.0, 1.0, 10.0, 0.0, 0.99)
+
+
+def test_another_augmentation_starts_from_its_own_p():
+    assert resolve({"recipe": "projected", "aug": "ada"}).aug_p == 0.0  # ADA starts from none
+    assert resolve({"recipe": "small-data", "aug": "fixed"}).aug_p == 1.0  # not fixed at 0 = no augmentation
+    assert resolve({"recipe": "small-data", "aug": "fixed", "aug_p": 0.3}).aug_p == 0.3
+
+
+def test_fastgans_discriminator_needs_the_hinge_loss():
+    with pytest.raises(ValueError, match="--loss hinge"):
+        resolve({"recipe": "small-data", "disc": "fastgan"})
+    assert resolve({"recipe": "projected", "disc": "fastgan"}).loss == "hinge"
 
 
 def test_the_tutorial_recipe_is_the_pytorch_tutorial():

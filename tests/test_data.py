@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import data
-from core.data import DataError, Skipped, load_image_set, summarize_skipped
+from core.data import imageset
+from core.data.imageset import DataError, Skipped, load_image_set, summarize_skipped
 from core.paths import BUILTIN_EMOJI
 
 RES = 16
@@ -220,7 +220,7 @@ def test_broken_files_are_skipped_with_reasons(image_folder):
 
 
 def test_oversized_file_is_skipped_unread(image_folder, monkeypatch):
-    monkeypatch.setattr(data, "MAX_FILE_BYTES", 1)
+    monkeypatch.setattr(imageset, "MAX_FILE_BYTES", 1)
     with pytest.raises(DataError, match=r"6 files skipped \(6 too large\)"):
         load_image_set(str(image_folder), RES)
 
@@ -396,13 +396,13 @@ def fake_builtin(tmp_path, monkeypatch) -> types.ModuleType:
     sheet.write_bytes(b"sheet v1")
     images = np.full((3, 64, 64, 3), 255, dtype=np.uint8)
     images[1, 16:48, 16:48] = RED
-    module = types.ModuleType("core.builtin")
+    module = types.ModuleType("core.data.builtin")
     module.emoji_files = lambda: [sheet]
     module.load_emoji = lambda: types.SimpleNamespace(
         images=images, labels=np.array([0, 1, 1], dtype=np.int64),
         class_names=["faces", "food"], names=["smile", "apple", "pear"])
-    monkeypatch.setitem(sys.modules, "core.builtin", module)
-    monkeypatch.setattr(sys.modules["core"], "builtin", module, raising=False)
+    monkeypatch.setitem(sys.modules, "core.data.builtin", module)
+    monkeypatch.setattr(sys.modules["core.data"], "builtin", module, raising=False)
     return module
 
 
@@ -432,8 +432,8 @@ def test_builtin_with_missing_files_is_a_data_error(tmp_path, monkeypatch):
 
 
 def test_builtin_emoji(monkeypatch):
-    """The real built-in set, once core/builtin.py and data/emoji exist."""
-    builtin = pytest.importorskip("core.builtin")
+    """The real built-in set, once core/data/builtin.py and data/emoji exist."""
+    builtin = pytest.importorskip("core.data.builtin")
     if not all(path.is_file() for path in builtin.emoji_files()):
         pytest.skip("data/emoji files are missing")
 

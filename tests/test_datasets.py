@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, make_images
 from PIL import Image
 
-from conftest import REPO, make_images
-from core import curate, dataimport
-from core.builtin import load_emoji
-from core.config import resolve
-from core.data import load_image_set
-from core.datasets import DataRegistry, DataSetError
+from core.data import curate, importer
+from core.data.builtin import load_emoji
+from core.data.datasets import DataRegistry, DataSetError
+from core.data.imageset import load_image_set
+from core.training.config import resolve
+
+LOCAL = ["127.0.0.1/32"]  # the test server's address: the URL import refuses it by default
 
 
 def png_bytes(pixels: np.ndarray, fmt="PNG", **save) -> bytes:
@@ -46,7 +48,7 @@ def test_folder_import_copies_files_registers_the_set_and_leaves_originals_alone
     before = snapshot(folder)
 
     ds = registry.create("mine", "folder")
-    result = dataimport.import_folder(ds, folder)
+    result = importer.import_folder(ds, folder)
 
     assert snapshot(folder) == before  # originals untouched
     assert sorted(result.added) == sorted(f"{c}/img{i:03d}.png" for i, c in zip(range(6), "ababab"))
@@ -61,7 +63,7 @@ def test_folder_import_copies_files_registers_the_set_and_leaves_originals_alone
     assert meta["imports"][0]["kind"] == "folder" and len(meta["imports"][0]["skipped"]) == 2
     assert result.version.number == 1 and len(result.version.files) == 6 and result.version.fit == "crop"
 
-    again = dataimport.import_folder(ds, folder)  # the same import twice adds nothing
+    again = importer.import_folder(ds, folder)  # the same import twice adds nothing
     assert again.added == [] and all(r in ("already imported", "not an image") or "decode" in r
                                      for _, r in again.skipped)
     assert len(ds.versions()) == 1
@@ -74,7 +76,7 @@ def test_zip_import_keeps_classes_and_a_zip_slip_is_refused_whole(registry, tmp_
         z.writestr("faces/happy/1.png", png_bytes(pixels))
         z.writestr("faces/sad/2.png", png_bytes(255 - pixels))
     ds = registry.create("faces", "zip")
-    result = dataimport.import_zip(ds, good.getvalue(), "faces.zip")
+    result = importer.import_zip(ds, good.getvalue(), "faces.zip")
     assert sorted(result.added) == ["faces/happy/1.png", "faces/sad/2.png"]
     assert load_image_set(str(result.version.path), 32).class_names == ["happy", "sad"]
 
@@ -84,7 +86,7 @@ def test_zip_import_keeps_classes_and_a_zip_slip_is_refused_whole(registry, tmp_
             z.writestr("fine.png", png_bytes(pixels))
             z.writestr(evil, png_bytes(pixels))
         with pytest.raises(DataSetError, match="unsafe entry"):
-            dataimport.import_zip(ds, bad.getvalue(), "evil.zip")
+            importer.import_zip(ds, bad.getvalue(), "evil.zip")
     assert sorted(ds.file_names()) == ["faces/happy/1.png", "faces/sad/2.png"]  # nothing written
     assert not (tmp_path / "escape.png").exists()
 
@@ -96,7 +98,7 @@ def test_uploaded_images_and_zips(registry):
     with zipfile.ZipFile(inner, "w") as z:
         z.writestr("z.webp", png_bytes(pixels, "WEBP"))
     ds = registry.create("up", "upload")
-    result = dataimport.import_uploads(ds, [("C:\\photos\\x.jpg", png_bytes(pixels, "JPEG")),
+    result = importer.import_uploads(ds, [("C:\\photos\\x.jpg", png_bytes(pixels, "JPEG")),
                                             ("tiny.png", png_bytes(pixels[:8, :8])),
                                             ("more.zip", inner.getvalue())])
     assert sorted(result.added) == ["x.jpg", "z.webp"]
@@ -110,9 +112,9 @@ def test_oversized_files_and_decompression_bombs_are_skipped_with_reasons(regist
     Image.new("1", (12_000, 12_000)).save(folder / "bomb.png")  # 144 Mpx in a few kB: over Pillow's limit
     (folder / "big.png").write_bytes(png_bytes(np.zeros((40, 40, 3), np.uint8)) + b"\0" * 200_000)
     Image.new("RGB", (40, 40), "red").save(folder / "ok.png")
-    monkeypatch.setattr("core.data.MAX_FILE_BYTES", 100_000)
+    monkeypatch.setattr("core.data.imageset.MAX_FILE_BYTES", 100_000)
     ds = registry.create("risky", "folder")
-    result = dataimport.import_folder(ds, folder)
+    result = importer.import_folder(ds, folder)
     reasons = dict(result.skipped)
     assert result.added == ["ok.png"]
     assert reasons["bomb.png"].startswith("decompression bomb (144000000 pixels)")
@@ -124,7 +126,8 @@ def test_url_list_import_is_resumable(registry, image_server):
     urls = [f"{base}/img/1.png", f"{base}/img/2.png", f"{base}/missing.png", f"{base}/page.html", "ftp://x/y.png"]
     ds = registry.create("web", "urls")
     calls = []
-    result = dataimport.import_urls(ds, urls, progress=lambda d, t: calls.append((d, t)), timeout=(2, 2))
+    result = importer.import_urls(ds, urls, progress=lambda d, t: calls.append((d, t)), timeout=(2, 2),
+                                  allowed_networks=LOCAL)
     assert len(result.added) == 2 and calls[-1] == (5, 5)
     reasons = dict(result.skipped)
     assert reasons[f"{base}/missing.png"] == "HTTP 404"
@@ -133,7 +136,7 @@ def test_url_list_import_is_resumable(registry, image_server):
     assert curate.report(list(curate.scan(ds).values()))["usable"] == 2
 
     served = dict(hits)
-    again = dataimport.import_urls(ds, urls, timeout=(2, 2))
+    again = importer.import_urls(ds, urls, timeout=(2, 2), allowed_networks=LOCAL)
     assert again.added == [] and hits["/img/1.png"] == served["/img/1.png"]  # not fetched again
     assert len(ds.versions()) == 1
 
@@ -144,7 +147,7 @@ def test_report_counts_sizes_formats_and_broken_files(registry, tmp_path):
     Image.new("RGB", (80, 40), "blue").save(folder / "wide.jpg")
     Image.new("RGB", (50, 50), "green").save(folder / "square.png")
     ds = registry.create("mixed", "folder")
-    dataimport.import_folder(ds, folder)
+    importer.import_folder(ds, folder)
     (ds.files_dir / "added-later.png").write_bytes(b"garbage")  # not through the importer
     infos = curate.scan(ds)
     rep = curate.report(list(infos.values()))
@@ -169,7 +172,7 @@ def curated_set(registry, tmp_path, emoji):
     rng = np.random.default_rng(0)
     (folder / "noise.png").write_bytes(png_bytes(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)))
     ds = registry.create("faces", "folder")
-    dataimport.import_folder(ds, folder)
+    importer.import_folder(ds, folder)
     return ds, first, emoji.names[faces[1]]
 
 
@@ -236,7 +239,7 @@ def test_data_set_names_cannot_leave_the_folder(registry, name):
 def test_an_existing_name_is_refused_and_delete_removes_only_the_copy(registry, tmp_path):
     folder = make_images(tmp_path / "src", 3, classes=())
     ds = registry.create("one", "folder")
-    dataimport.import_folder(ds, folder)
+    importer.import_folder(ds, folder)
     with pytest.raises(DataSetError, match="already exists"):
         registry.create("one", "folder")
     registry.delete("one")
@@ -253,7 +256,7 @@ def test_an_interrupted_url_import_is_completed_by_the_next_one(registry, image_
             raise KeyboardInterrupt  # what the app's stop button does to a running script
 
     with pytest.raises(KeyboardInterrupt):
-        dataimport.import_urls(ds, urls, progress=stop_after_two, workers=1)
+        importer.import_urls(ds, urls, progress=stop_after_two, workers=1, allowed_networks=LOCAL)
     assert ds.latest() is None and 2 <= len(ds.file_names()) < 6
-    result = dataimport.import_urls(ds, urls)
+    result = importer.import_urls(ds, urls, allowed_networks=LOCAL)
     assert len(result.version.files) == 6 and sorted(result.added) == sorted(ds.file_names())

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import features, metrics
-from core.builtin import load_emoji
+from core import features
+from core.data.builtin import load_emoji
+from core.evaluation import metrics
 from core.paths import cache_dir
 
 N_EMOJI = 32  # two interleaved halves of 16 for the FID check

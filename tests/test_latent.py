@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from core import latent
-from core.models import build_generator, model_spec
+from core.explore import latent
+from core.networks import build_generator, model_spec
 
 
 @pytest.fixture(params=["resnet", "dcgan"])
@@ -85,3 +85,15 @@ def test_user_direction_saves_and_reloads(tmp_path):
         latent.direction_from_examples(more, more)
     with pytest.raises(ValueError):
         latent.save_direction(tmp_path, " ", d)
+
+
+def test_the_lab_renders_are_the_latent_maths_composed(G):
+    seeds = latent.render_seeds(G, [3, 4], psi=0.5)
+    assert (seeds == latent.render(G, latent.truncate(latent.seed_latents([3, 4], G.z_dim), 0.5))).all()
+    frames = latent.render_interpolation(G, [3, 4, 9], 5, "lerp", psi=0.7)
+    z = latent.interpolate(latent.seed_latents([3, 4, 9], G.z_dim), 5, "lerp")
+    assert frames.shape[0] == 5 and (frames == latent.render(G, latent.truncate(z, 0.7))).all()
+    directions, _ = latent.sefa_directions(G, k=3)
+    image = latent.render_edit(G, 3, directions.numpy(), [1.0, 0.0, -2.0], raw={0: 0.5}, psi=0.8)
+    z = latent.edited_latent(3, G.z_dim, directions, [1.0, 0.0, -2.0], raw={0: 0.5})
+    assert image.shape == seeds.shape[1:] and (image == latent.render(G, latent.truncate(z, 0.8))[0]).all()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from core import metrics
+from core.evaluation import metrics
 
 
 def gaussian(n, dim, mean=0.0, std=1.0, seed=0):

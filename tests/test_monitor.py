@@ -6,8 +6,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from core import monitor
-from core.runfolder import MetricsTail
+from core.runs.runfolder import MetricsTail
+from ui import monitor
 
 
 def test_smooth_is_a_debiased_ema_that_skips_gaps():

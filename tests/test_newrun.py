@@ -3,9 +3,10 @@ import io
 import zipfile
 
 from conftest import make_images
-from core.newrun import NewRun, validate
+
 from core.paths import BUILTIN_EMOJI
-from core.registry import Registry
+from core.runs.newrun import NewRun, validate
+from core.runs.registry import Registry
 
 
 def _zip(files: dict[str, bytes]) -> bytes:
@@ -32,10 +33,10 @@ def test_wrapped_class_folders_count_as_labels(tmp_path):
 
 
 def test_a_registered_data_set_version_is_offered_and_checked(tmp_path):
-    from core import dataimport
-    from core.datasets import DataRegistry
+    from core.data import importer
+    from core.data.datasets import DataRegistry
     ds = DataRegistry(tmp_path / "sets").create("blobs", "folder")
-    version = dataimport.import_folder(ds, make_images(tmp_path / "src", 4)).version
+    version = importer.import_folder(ds, make_images(tmp_path / "src", 4)).version
     form = NewRun(name="d", source="dataset", version_path=str(version.path), cond=True)
     options, errors = validate(form, Registry(tmp_path / "runs"))
     assert errors == [] and options["data"] == str(version.path) and options["cond"] is True

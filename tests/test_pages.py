@@ -2,10 +2,10 @@
 import shutil
 
 import pytest
+from conftest import REPO, TINY, make_images, run_trainer, wait_for
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, TINY, make_images, run_trainer, wait_for
-from core.registry import Registry
+from core.runs.registry import Registry
 
 HOME = str(REPO / "Home.py")
 TRAINING = str(REPO / "pages" / "1_Training.py")
@@ -19,8 +19,11 @@ def finished_run(runs_root, tmp_path):
     return "tiny"
 
 
-def app(path):
-    return AppTest.from_file(path, default_timeout=60)
+def app(path, tab=None):
+    at = AppTest.from_file(path, default_timeout=60)
+    if tab:
+        at.query_params["tab"] = tab  # the Training page's tabs are linked to the URL
+    return at
 
 
 def test_home_without_runs(runs_root):
@@ -38,7 +41,9 @@ def test_home_lists_the_demo_run(runs_root):
     at = app(HOME).run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["run"]) == ["demo-emoji"] and table["state"][0] == "✅ finished"
+    # Each run name links to its monitor; its data is named in a few words, not a long path.
+    assert list(table["run"]) == ["Training?run=demo-emoji"] and table["state"][0] == "✅ finished"
+    assert table["data"][0] == "built-in emoji"
 
 
 def test_training_page_without_runs(runs_root):
@@ -65,7 +70,7 @@ def test_training_page_monitors_and_stops_a_live_run(runs_root, tmp_path):
     registry = Registry(runs_root)
     registry.start("live", {"data": str(data), "kimg": 1000, "res": 32, "batch": 8, "channels": 8,
                             "log_every": 5, "threads": 1})
-    wait_for(lambda: registry.get("live").state == "running" and registry.get("live").folder.metrics.exists(),
+    wait_for(lambda: registry.get("live").state == "running" and registry.get("live").folder.metrics_file.exists(),
              what="running with metrics")
     at = app(TRAINING).run()
     assert not at.exception
@@ -88,16 +93,21 @@ def _launch(at, **fields):
         by_label(at.text_input, "Folder path").set_value(fields["folder"])
     if "cond" in fields:
         next(c for c in at.checkbox if c.label.startswith("Class-conditional")).set_value(fields["cond"])
+    for label in ("Batch size", "Length (kimg)"):
+        if label in fields:
+            by_label(at.number_input, label).set_value(fields[label])
+    if "seed" in fields:
+        by_label(at.text_input, "Seed").set_value(fields["seed"])
     by_label(at.text_input, "Run name").set_value(fields.get("name", "ok-name"))
     by_label(at.button, "Launch").click().run()
     return [e.value for e in at.error]
 
 
 def test_new_run_form_validation(runs_root, finished_run, tmp_path):
-    at = app(TRAINING).run()
+    at = app(TRAINING, "New run").run()
     assert any("Invalid run name '../escape'" in e for e in _launch(at, name="../escape"))
     assert any("already exists" in e for e in _launch(at, name=finished_run))
-    at = app(TRAINING).run()
+    at = app(TRAINING, "New run").run()
     assert "Enter the path of a folder" in _launch(at, source="Folder on this machine", folder="")[0]
     assert "Folder not found" in _launch(at, source="Folder on this machine", folder=str(tmp_path / "nope"))[0]
     empty = tmp_path / "no-images"
@@ -107,33 +117,47 @@ def test_new_run_form_validation(runs_root, finished_run, tmp_path):
     flat = make_images(tmp_path / "flat", 3, classes=())
     errors = _launch(at, source="Folder on this machine", folder=str(flat), cond=True)
     assert any("needs labels" in e for e in errors)
+    # Out-of-range numbers are refused with their reason (the trainer's own rulebook), not silently replaced.
+    for fields, message in (({"Batch size": 1}, "Batch size must be from 2"),
+                            ({"Batch size": 100_000}, "Batch size must be from 2"),
+                            ({"Length (kimg)": 1e12}, "Length must be more than 0 and at most 100,000 kimg"),
+                            ({"seed": "100000000000000000000"}, "Seed must be from 0"),
+                            ({"seed": "1.5"}, "Seed must be a whole number")):
+        at = app(TRAINING, "New run").run()
+        errors = _launch(at, **fields)
+        assert any(message in e for e in errors), (fields, errors)
     assert Registry(runs_root).runs()[0].name == finished_run and len(Registry(runs_root).runs()) == 1
 
 
 def test_new_run_form_launches_a_run(runs_root, tmp_path):
     data = make_images(tmp_path / "imgs", 8)
-    at = app(TRAINING).run()
+    at = app(TRAINING, "New run").run()
     errors = _launch(at, source="Folder on this machine", folder=str(data), name="from-form")
     assert errors == []
+    # The page switches to the new run's monitor and says it started.
+    assert by_label(at.selectbox, "Run").value == "from-form"
+    assert any("Started **from-form**" in m.value for m in at.success)
     registry = Registry(runs_root)
     run = registry.get("from-form")
     assert run.active
     wait_for(lambda: registry.get("from-form").config.get("data") == str(data), what="config")
-    assert registry.get("from-form").config["threads"] >= 1  # CPU runs leave a core to the app
+    config = registry.get("from-form").config
+    assert config["threads"] >= 1  # CPU runs leave a core to the app
+    assert (config["recipe"], config["arch"], config["disc"]) == ("projected", "fastgan", "projected")  # the default
     assert registry.stop("from-form").state in ("stopped", "failed")
 
 
 def test_new_run_form_offers_data_set_versions(runs_root, tmp_path):
-    from core import dataimport
-    from core.datasets import DataRegistry
-    at = app(TRAINING).run()
+    from core.data import importer
+    from core.data.datasets import DataRegistry
+    at = app(TRAINING, "New run").run()
     assert "Pick a data set version" in _launch(at, source="A data set from the Data page")[0]
     assert any("No data sets yet" in i.value for i in at.info)
 
     ds = DataRegistry().create("blobs", "folder")
-    v1 = dataimport.import_folder(ds, make_images(tmp_path / "imgs", 6)).version
+    v1 = importer.import_folder(ds, make_images(tmp_path / "imgs", 6)).version
     v2 = ds.save_version(v1.files[:4], "pad", note="four")
-    at = app(TRAINING).run()
+    at = app(TRAINING, "New run").run()
     by_label(at.radio, "Data").set_value("A data set from the Data page").run()
     choice = by_label(at.selectbox, "Data set and version")
     assert choice.value == str(v2.path)  # newest first

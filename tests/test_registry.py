@@ -3,10 +3,10 @@ import os
 import signal
 
 import pytest
-
 from conftest import make_images, read_jsonl, wait_for
-from core.registry import Registry, RunError, trainer_args, validate_name
-from core.runfolder import MetricsTail
+
+from core.runs.registry import Registry, RunError, trainer_args, validate_name
+from core.runs.runfolder import MetricsTail
 
 TINY_OPTIONS = {"res": 32, "batch": 8, "channels": 8, "log_every": 5, "sample_kimg": 0.2,
                 "snapshot_kimg": 10, "threads": 1}
@@ -34,7 +34,7 @@ def test_launch_run_stop_resume(registry, data):
     run = registry.start("first", {"data": data, "kimg": 1000, **TINY_OPTIONS})
     assert run.state == "starting" and run.status["pid"] > 0
     wait_for(lambda: _state(registry, "first") == "running", what="running")
-    metrics = registry.get("first").folder.metrics
+    metrics = registry.get("first").folder.metrics_file
     wait_for(lambda: metrics.exists() and len(read_jsonl(metrics)) >= 2, what="metric lines")
 
     stopped = registry.stop("first")
@@ -47,7 +47,7 @@ def test_launch_run_stop_resume(registry, data):
     assert registry.stop("first").state == "stopped"
     steps = [r["step"] for r in read_jsonl(metrics)]
     assert steps == sorted(set(steps))
-    log = registry.get("first").folder.log.read_text()
+    log = registry.get("first").folder.log_file.read_text()
     assert log.count("$ -m core.train") == 2 and log.count("INFO step 5 ") == 1  # one copy of each line
 
 
@@ -151,7 +151,7 @@ def test_bad_launch_shows_failed_with_the_reason(registry, tmp_path):
     assert "data path not found" in registry.get("nodata").status["message"]
     registry.start("badopt", {"res": 48})
     wait_for(lambda: _state(registry, "badopt") == "failed", what="failed")
-    assert "invalid choice" in registry.get("badopt").folder.log.read_text()
+    assert "invalid choice" in registry.get("badopt").folder.log_file.read_text()
 
 
 def test_stop_right_after_launch_ends_stopped(registry, data):
@@ -192,7 +192,7 @@ def test_an_exported_generator_is_explorable_but_not_resumable(registry):
 
 def test_a_data_parallel_run_starts_stops_and_resumes_through_the_registry(registry, data):
     """What "all GPUs" launches, here as 2 CPU processes (gloo): stop reaches every rank."""
-    run = registry.start("ddp", {"data": data, **TINY_OPTIONS, "device": "cpu", "kimg": 50}, processes=2)
+    registry.start("ddp", {"data": data, **TINY_OPTIONS, "device": "cpu", "kimg": 50}, processes=2)
     wait_for(lambda: registry.get("ddp").status.get("step", 0) >= 10, timeout=120, what="2-process training")
     stopped = registry.stop("ddp", timeout=60)
     assert stopped.state == "stopped" and stopped.folder.latest.exists()
@@ -202,4 +202,4 @@ def test_a_data_parallel_run_starts_stops_and_resumes_through_the_registry(regis
     wait_for(lambda: registry.get("ddp").state == "finished", timeout=120, what="resumed run to finish")
     finished = registry.get("ddp")
     assert finished.status["world_size"] == 2 and finished.status["step"] > step
-    assert "torch.distributed.run" in finished.folder.log.read_text()  # relaunched with 2 processes
+    assert "torch.distributed.run" in finished.folder.log_file.read_text()  # relaunched with 2 processes

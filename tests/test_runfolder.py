@@ -2,7 +2,7 @@
 import json
 
 from core import atomic
-from core.runfolder import RunFolder
+from core.runs.runfolder import RunFolder
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
@@ -28,7 +28,7 @@ def test_metrics_reader_ignores_a_partial_last_line_and_truncation(tmp_path):
     run = RunFolder(tmp_path)
     for step in (10, 20, 30):
         run.append_metrics({"step": step})
-    with open(run.metrics, "a") as f:
+    with open(run.metrics_file, "a") as f:
         f.write('{"step": 4')  # a line being written right now
     assert [r["step"] for r in run.read_metrics()] == [10, 20, 30]
     assert run.truncate_metrics(20) == 1

@@ -4,12 +4,12 @@ import time
 
 import pytest
 import torch
+from conftest import TINY, read_json, read_jsonl, run_trainer, start_trainer, stop_process, wait_for
 from PIL import Image
 
-from conftest import (TINY, read_json, read_jsonl, run_trainer, start_trainer, stop_process,
-                      wait_for)
-from core import checkpoint, latent
-from core.models import with_standing_statistics
+from core import checkpoint
+from core.explore import latent
+from core.training.ema import with_standing_statistics
 
 METRIC_KEYS = {"step", "kimg", "time", "loss_d", "loss_g", "d_real", "d_fake", "r1", "aug_p",
                "img_per_sec", "lr"}

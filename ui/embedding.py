@@ -5,24 +5,36 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import evaluate, features
-from core.paths import checkpoints_dir
-from core.registry import Registry
-from core.runfolder import RunFolder
+from core import features
+from core.data.sources import DataError
+from core.evaluation import evaluate
+from core.runs.runfolder import RunFolder
+from ui.pickers import registry
+from ui.text import sentence
 
 
 def share_cpu_with_training() -> None:
     """Use only the cores that CPU training runs leave free: oversubscribed cores make
     feature extraction ~20x slower (2 vs 50 img/s measured with one trainer running)."""
-    busy = sum(r.config.get("threads") or 1 for r in Registry(checkpoints_dir()).runs()
+    busy = sum(r.config.get("threads") or 1 for r in registry().runs()
                if r.active and r.config.get("device", "auto") != "cuda")
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - busy))
 
 
 @st.cache_data(max_entries=8, show_spinner="Loading the training images…")
-def real_images_of(run_path: str):
+def _real_images_of(run_path: str):
     images = evaluate.real_images(RunFolder(run_path))
     return images.images, images.labels, images.class_names, images.key
+
+
+def real_images_of(run_path: str):
+    """The run's training images (images, labels, class names, data key), or a clear message
+    (not a traceback) when they are gone or can no longer be read."""
+    try:
+        return _real_images_of(run_path)
+    except (DataError, OSError) as e:  # the message may quote file names: shown escaped
+        st.error(f"The images this run trained on cannot be loaded: {sentence(e)}")
+        st.stop()
 
 
 @st.cache_data(max_entries=16, show_spinner="Generating images…")
