@@ -65,9 +65,13 @@ def update_json(target: Path | str, change) -> dict:
     Readers need no lock: they see the old file or the new one, never half of either."""
     target = Path(target)
     with locked(target):
-        current = json.loads(target.read_text()) if target.exists() else {}
-        if not isinstance(current, dict):
-            raise ValueError(f"{target.name} does not hold a JSON object")
+        try:
+            current = json.loads(target.read_text()) if target.exists() else {}
+        except ValueError:
+            current = None
+        if not isinstance(current, dict):  # damaged: kept aside for the user, then started afresh
+            os.replace(target, target.with_name(target.name + ".damaged"))
+            current = {}
         updated = change(current)
         write_json(target, updated)
         return updated

@@ -20,13 +20,25 @@ def limit_bytes() -> int:
     return int(gb * 2**30)
 
 
-def entries() -> list[Path]:
+def entries() -> list[tuple[Path, os.stat_result]]:
+    """Each cached file with its stat; another process may prune at the same time, so a file
+    that is gone by the time it is looked at is simply not listed."""
     root = cache_dir()
-    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")] if root.exists() else []
+    found = []
+    for p in root.rglob("*") if root.exists() else ():
+        if p.name.startswith("."):
+            continue
+        try:
+            stat = p.stat()
+        except OSError:
+            continue
+        if p.is_file():
+            found.append((p, stat))
+    return found
 
 
 def size_bytes() -> int:
-    return sum(p.stat().st_size for p in entries())
+    return sum(stat.st_size for _, stat in entries())
 
 
 def touch(path: Path) -> None:
@@ -43,14 +55,14 @@ def prune(keep: Path | None = None) -> list[Path]:
     limit = limit_bytes()
     if limit <= 0:
         return []
-    files = sorted(entries(), key=lambda p: p.stat().st_mtime)
-    total, removed = sum(p.stat().st_size for p in files), []
-    for path in files:
+    files = sorted(entries(), key=lambda entry: entry[1].st_mtime)
+    total, removed = sum(stat.st_size for _, stat in files), []
+    for path, stat in files:
         if total <= limit:
             break
         if keep is not None and path == keep:
             continue
-        total -= path.stat().st_size
+        total -= stat.st_size
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed

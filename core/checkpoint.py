@@ -1,6 +1,7 @@
 """Checkpoint files: plain dicts of tensors and numbers, saved atomically and
 loaded with torch.load(weights_only=True) so no arbitrary object is unpickled."""
 import io
+import pickle
 from pathlib import Path
 
 import torch
@@ -35,7 +36,7 @@ def is_resumable_file(path: Path | str) -> bool:
     """Whether a checkpoint file holds a full training state, without reading its tensors (mmap)."""
     try:
         return is_resumable(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
-    except (OSError, RuntimeError, ValueError):
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):  # damaged or not ours
         return False
 
 

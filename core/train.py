@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         return fail(status, str(e), 2)
     except OSError as e:
         if e.errno not in DISK_FULL:
-            raise
+            log.exception("training failed")
+            return fail(status, f"{type(e).__name__}: {e}", 1)
         message = (f"disk full ({e.strerror}) while writing {os.path.basename(e.filename or '') or 'a file'}: "
                    f"the last good checkpoint is kept; free some space, then resume")
         log.error("%s", message)

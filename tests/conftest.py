@@ -1,6 +1,7 @@
 """Shared fixtures: tiny real image folders and a bounded trainer runner."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +107,12 @@ def wait_for(predicate, timeout=90, interval=0.2, what="condition"):
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def shown(markdown: str) -> str:
+    """What a person reads from a Markdown string: the pages escape text from files and
+    names (ui/text.py), which renders as the plain characters."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def read_json(path: Path):

@@ -36,6 +36,31 @@ def test_a_hostile_config_key_never_becomes_an_option(stopped_run, tmp_path):
     assert not (tmp_path / "elsewhere").exists() and not os.path.exists("/elsewhere")
 
 
+def test_run_files_of_the_wrong_kind_are_listed_not_fatal(stopped_run, tmp_path):
+    """status.json / config.json holding JSON that is not an object, a latest.pt full of pickled
+    objects, a config asking for 10,000 processes: the run is listed and cannot crash the app."""
+    import pathlib
+    import torch
+    latest = stopped_run / "checkpoints" / "latest.pt"
+    good = latest.read_bytes()
+    torch.save({"weights": pathlib.PurePosixPath("x")}, latest)  # needs full unpickling: refused
+    registry = Registry(tmp_path)
+    run = registry.get("run")
+    assert run.state == "finished" and not run.resumable
+    latest.write_bytes(good)
+    config = read_json(stopped_run / "config.json")
+    (stopped_run / "config.json").write_text(json.dumps({**config, "kimg": 0.32,
+                                                          "runtime": {**config["runtime"], "world_size": 10000}}))
+    registry.resume("run")  # as one process, not ten thousand
+    wait_for(lambda: registry.get("run").state == "finished", what="the resumed run")
+    assert read_json(stopped_run / "status.json")["step"] == 40
+    for text in ("[1, 2]", '"running"', "null"):
+        (stopped_run / "status.json").write_text(text)
+        (stopped_run / "config.json").write_text(text)
+        [run] = registry.runs()
+        assert run.name == "run" and run.status == {} and run.config == {}
+
+
 HOSTILE_SPECS = [({"channels": 10**9}, "channels must be a whole number from 4 to 512"), ({"z_dim": -3}, "z_dim must be"),
                  ({"res": 4096}, "resolution must be"), ({"arch": "../../x"}, "unknown architecture"),
                  ({"channels": None}, "channels")]
@@ -65,11 +90,14 @@ def test_a_metrics_line_cut_mid_write_is_repaired_on_resume(stopped_run):
 def test_temp_files_left_by_a_kill_are_removed_on_resume(stopped_run):
     leftovers = [stopped_run / ".status.json.k1.tmp", stopped_run / "checkpoints" / ".latest.pt.k2.tmp",
                  stopped_run / "samples" / ".step-00000010.png.k3.tmp"]
-    for path in leftovers:
+    apps = [stopped_run / ".notes.md.k4.tmp", stopped_run / "evals" / ".quiz.json.k5.tmp"]  # maybe mid-write
+    for path in leftovers + apps:
+        path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"half a file")
     result = run_trainer("--out", stopped_run, "--resume", "--kimg", "0.32")
     assert result.returncode == 0, result.stderr
     assert not any(p.exists() for p in leftovers)
+    assert all(p.exists() for p in apps)  # the app's own writes are not the trainer's to remove
 
 
 def test_sigterm_during_start_up_stops_cleanly(tmp_path, image_folder):

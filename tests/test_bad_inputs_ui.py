@@ -361,6 +361,9 @@ def test_damaged_directions_are_left_out_and_the_lab_still_edits(demo):
     (demo / latent.DIRECTIONS_FILE).write_text("{not json")
     assert latent.load_directions(demo, 100) == {}
     assert not page(LAB).exception
+    latent.save_direction(demo, "again", torch.ones(100))  # saving still works; the damaged file is kept aside
+    assert list(latent.load_directions(demo, 100)) == ["again"]
+    assert (demo / (latent.DIRECTIONS_FILE + ".damaged")).read_text() == "{not json"
 
 
 def test_damaged_evaluation_files_show_what_is_intact(demo):
@@ -381,6 +384,11 @@ def test_damaged_evaluation_files_show_what_is_intact(demo):
     assert not at.exception
     assert any("latest.pt" in str(df.value) for df in at.dataframe)
     assert any("1000 images: untrained FID 400.0" in c.value for c in at.caption)
+    (evals / "quiz.json").write_text(json.dumps({"latest.pt": {"correct": 3, "total": 0, "error_rate": None}}))
+    assert evaluate.load_quiz(demo) == {}
+    assert evaluate.record_quiz(demo, "latest.pt", 1, 2) == {"correct": 1, "total": 2, "error_rate": 0.5}
     for name in ("reference.json", "metrics.json", "quiz.json"):
         (evals / name).write_text("[1, 2")
     assert not page(REAL_VS_FAKE, {"compare-tab": "Metrics"}).exception
+    assert evaluate.record_quiz(demo, "latest.pt", 2, 2)["total"] == 2  # answers still count
+    assert (evals / "quiz.json.damaged").read_text() == "[1, 2"

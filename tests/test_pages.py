@@ -2,7 +2,7 @@
 import shutil
 
 import pytest
-from conftest import REPO, TINY, make_images, run_trainer, wait_for
+from conftest import REPO, TINY, make_images, run_trainer, shown, wait_for
 from streamlit.testing.v1 import AppTest
 
 from core.runs.registry import Registry
@@ -100,7 +100,7 @@ def _launch(at, **fields):
         by_label(at.text_input, "Seed").set_value(fields["seed"])
     by_label(at.text_input, "Run name").set_value(fields.get("name", "ok-name"))
     by_label(at.button, "Launch").click().run()
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def test_new_run_form_validation(runs_root, finished_run, tmp_path):
@@ -136,7 +136,7 @@ def test_new_run_form_launches_a_run(runs_root, tmp_path):
     assert errors == []
     # The page switches to the new run's monitor and says it started.
     assert by_label(at.selectbox, "Run").value == "from-form"
-    assert any("Started **from-form**" in m.value for m in at.success)
+    assert any("Started **from-form**" in shown(m.value) for m in at.success)
     registry = Registry(runs_root)
     run = registry.get("from-form")
     assert run.active

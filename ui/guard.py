@@ -31,5 +31,6 @@ def local_only() -> None:
     st.error(f"GANscope is listening on {address or 'every network interface'}, not only on this machine. "
              f"Anyone who can reach it could read your folders and start or delete runs, so it is "
              f"refusing to work. Start it with `bash scripts/start.sh` (127.0.0.1 only), or set "
-             f"{OPT_IN}=1 if you really mean to share it on a network you trust.")
+             f"{OPT_IN}=1 if you really mean to share it on a network you trust (and list the names it is "
+             f"reached by in --server.allowedHosts).")
     st.stop()

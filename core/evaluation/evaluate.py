@@ -201,7 +201,7 @@ def load_evaluations(run_dir: Path | str) -> dict:
 def record_quiz(run_dir: Path | str, ckpt_name: str, correct: int, total: int) -> dict:
     """Add a finished quiz round to the checkpoint's human score (error rate 0.5 = fooled)."""
     def add(saved: dict) -> dict:
-        entry = saved.get(ckpt_name, {"correct": 0, "total": 0})
+        entry = saved[ckpt_name] if _valid_quiz(ckpt_name, saved.get(ckpt_name)) else {"correct": 0, "total": 0}
         entry = {"correct": entry["correct"] + correct, "total": entry["total"] + total}
         entry["error_rate"] = 1 - entry["correct"] / entry["total"] if entry["total"] else None
         return {**saved, ckpt_name: entry}
@@ -209,5 +209,11 @@ def record_quiz(run_dir: Path | str, ckpt_name: str, correct: int, total: int) -
 
 
 def load_quiz(run_dir: Path | str) -> dict:
-    return _load_entries(run_dir, "quiz.json", lambda k, e: _numbers(e, "correct", "total")
-                         and (e["error_rate"] is None or _numbers(e, "error_rate")))
+    return _load_entries(run_dir, "quiz.json", _valid_quiz)
+
+
+def _valid_quiz(key, entry) -> bool:
+    try:
+        return _numbers(entry, "correct", "total", "error_rate") and 0 <= entry["correct"] <= entry["total"] > 0
+    except (KeyError, TypeError):
+        return False

@@ -83,7 +83,7 @@ class Registry:
         for path in self.root.iterdir():
             if path.is_dir() and NAME_RULE.match(path.name) and RunFolder(path).holds_run():
                 found.append(self._read(path))
-        return sorted(found, key=lambda r: r.status.get("updated_at", 0), reverse=True)
+        return sorted(found, key=lambda r: _number(r.status.get("updated_at")), reverse=True)
 
     def get(self, name: str) -> Run:
         path = self.path_of(name)
@@ -119,7 +119,10 @@ class Registry:
             raise RunError(f"{name} holds only an exported generator: it can be explored, not resumed")
         with _idle(run.folder):
             pass  # no trainer holds it (the one launched below takes it)
-        processes = run.config.get("runtime", {}).get("world_size", 1)  # as many as it trained with
+        runtime = run.config.get("runtime")
+        processes = runtime.get("world_size", 1) if isinstance(runtime, dict) else 1  # as many as it trained with
+        if not isinstance(processes, int) or not 1 <= processes <= (os.cpu_count() or 1):
+            processes = 1  # a damaged or edited config.json must not start thousands of trainers
         return self._launch(run.path, ["--resume", *trainer_args(options or {})], processes)
 
     def _launch(self, path: Path, args: list[str], processes: int = 1) -> Run:
@@ -159,7 +162,8 @@ class Registry:
         message = "stopped"
         if process_alive(pid):
             try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)  # the trainer leads its own process group
+                group = os.getpgid(pid)  # a trainer we launched leads its own group; one from a shell may not
+                os.killpg(group, signal.SIGKILL) if group != os.getpgrp() else os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # it exited just now
             message = f"killed after not stopping within {timeout:g} s; resume continues from the last checkpoint"
@@ -174,7 +178,7 @@ class Registry:
         """Collect exited children so they do not linger as zombies."""
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
-                del self._children[pid]
+                self._children.pop(pid, None)  # the registry is shared by every session's thread
 
     # -- housekeeping ------------------------------------------------------------
     def delete(self, name: str) -> None:
@@ -223,6 +227,10 @@ def trainer_command(processes: int = 1) -> list[str]:
         port = s.getsockname()[1]
     return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
             "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "core.train"]
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def trainer_args(options: dict) -> list[str]:

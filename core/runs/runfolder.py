@@ -80,15 +80,19 @@ class RunLock:
     def __init__(self, path: Path):
         self.path, self.fd = path, None
 
-    def acquire(self) -> bool:
+    def acquire(self, tries: int = 5) -> bool:
+        """Take the lock if nobody holds it. A few quick retries ride out another process's
+        momentary probe (held_elsewhere), which must not look like a live trainer."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self.fd = fd
-        return True
+        for attempt in range(tries):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.fd = fd
+                return True
+            except BlockingIOError:
+                time.sleep(0.05)
+        os.close(fd)
+        return False
 
     def release(self) -> None:
         if self.fd is not None:
@@ -97,12 +101,19 @@ class RunLock:
 
     def held_elsewhere(self) -> bool:
         """Whether another process holds it (without keeping it)."""
-        if self.fd is not None or not self.path.exists():
+        if self.fd is not None:
             return False
-        if self.acquire():
-            self.release()
+        try:  # read-only and never created: readers may lack write access, and a delete may be under way
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
             return False
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
 
 class RunFolder:
@@ -163,6 +174,10 @@ class RunFolder:
             raise ValueError(f"run {self.path} is already being trained by pid {status.get('pid', '?')}")
         return resume and self.latest.exists()
 
+    def release(self) -> None:
+        """The trainer is done with the folder (its final status is written)."""
+        self._lock.release()
+
     @contextmanager
     def exclusive(self):
         """For delete and rename: hold the folder's lock meanwhile, so no trainer can start;
@@ -176,9 +191,11 @@ class RunFolder:
             lock.release()
 
     def remove_temp_files(self) -> int:
-        """Temp files of atomic writes cut short by a kill: nothing else removes them."""
-        stale = [p for folder in (self.path, self.samples, self.checkpoints, self.evals) if folder.is_dir()
-                 for p in folder.glob(".*.tmp")]
+        """The trainer's own temp files from atomic writes cut short by a kill: nothing else removes
+        them. The app's (notes, directions, evals) may belong to a write in progress: left alone."""
+        own = [f".{f.name}.*.tmp" for f in (self.status_file, self.config_file, self.metrics_file, self.latents_file)]
+        stale = [p for pattern in own for p in self.path.glob(pattern)]
+        stale += [p for folder in (self.samples, self.checkpoints) if folder.is_dir() for p in folder.glob(".*.tmp")]
         for p in stale:
             p.unlink(missing_ok=True)
         return len(stale)
@@ -273,9 +290,10 @@ def parse_lines(lines) -> list[dict]:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return value if isinstance(value, dict) else {}
 
 
 class StatusWriter:
@@ -316,6 +334,8 @@ class StatusWriter:
         if self._thread.is_alive():
             self._thread.join()
         self.write(**final_fields)
+        if self.fields.get("state") not in ACTIVE:
+            self.run.release()  # done writing: the folder is free now, not only once the process has exited
 
     def _beat(self) -> None:
         failing = False
