@@ -49,6 +49,10 @@ def trainer(out: Path, data: Path | None) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def step_of(run: RunFolder) -> int:
+    return run.read_status().get("step", 0)
+
+
 def temp_files(run: RunFolder) -> list[Path]:
     return [p for p in run.path.rglob(".*.tmp")]
 
@@ -90,9 +94,15 @@ def main():
         run = RunFolder(registry.root / "faults")
         kills = crashed_shown = temps_cleaned = 0
         for i in range(args.kills):
+            before = step_of(run)
             proc = trainer(run.path, data if i == 0 else None)
-            # Early kills hit start-up; later ones land anywhere in the step / write cycle.
-            time.sleep(rng.uniform(0.05, 1.0) if i % 4 == 1 else rng.uniform(3.0, 8.0))
+            if i % 4 == 1:  # every fourth kill hits start-up
+                time.sleep(rng.uniform(0.05, 1.0))
+            else:  # the others land anywhere in the step / write cycle, once training is under way
+                deadline = time.monotonic() + 120
+                while step_of(run) <= before and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(rng.uniform(0.0, 3.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
@@ -102,8 +112,8 @@ def main():
             temps_cleaned += len(temp_files(run))
         proc = trainer(run.path, None)  # a last resume, stopped cleanly after a few steps
         deadline = time.monotonic() + 120
-        start_step = json.loads(run.status_file.read_text()).get("step", 0) if run.status_file.exists() else 0
-        while time.monotonic() < deadline and json.loads(run.status_file.read_text()).get("step", 0) < start_step + 10:
+        start_step = step_of(run)
+        while time.monotonic() < deadline and step_of(run) < start_step + 10:
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)

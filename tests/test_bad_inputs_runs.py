@@ -40,6 +40,7 @@ def test_run_files_of_the_wrong_kind_are_listed_not_fatal(stopped_run, tmp_path)
     """status.json / config.json holding JSON that is not an object, a latest.pt full of pickled
     objects, a config asking for 10,000 processes: the run is listed and cannot crash the app."""
     import pathlib
+
     import torch
     latest = stopped_run / "checkpoints" / "latest.pt"
     good = latest.read_bytes()
