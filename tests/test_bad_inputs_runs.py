@@ -36,7 +36,7 @@ def test_a_hostile_config_key_never_becomes_an_option(stopped_run, tmp_path):
     assert not (tmp_path / "elsewhere").exists() and not os.path.exists("/elsewhere")
 
 
-def test_run_files_of_the_wrong_kind_are_listed_not_fatal(stopped_run, tmp_path):
+def test_run_files_of_the_wrong_kind_are_listed_not_fatal(stopped_run, tmp_path, monkeypatch):
     """status.json / config.json holding JSON that is not an object, a latest.pt full of pickled
     objects, a config asking for 10,000 processes: the run is listed and cannot crash the app."""
     import pathlib
@@ -60,6 +60,13 @@ def test_run_files_of_the_wrong_kind_are_listed_not_fatal(stopped_run, tmp_path)
         (stopped_run / "config.json").write_text(text)
         [run] = registry.runs()
         assert run.name == "run" and run.status == {} and run.config == {}
+    (stopped_run / "status.json").write_text(json.dumps({"state": "finished", "step": "x", "kimg": [1],
+                                                         "updated_at": "soon", "pid": "1; rm -rf /"}))
+    assert registry.get("run").status == {"state": "finished"}
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("GANSCOPE_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60).run()
+    assert not at.exception and "run=run" in str(at.dataframe[0].value)
 
 
 HOSTILE_SPECS = [({"channels": 10**9}, "channels must be a whole number from 4 to 512"), ({"z_dim": -3}, "z_dim must be"),

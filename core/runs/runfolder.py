@@ -213,8 +213,10 @@ class RunFolder:
         atomic.write_json(self.config_file, config)
 
     def read_status(self) -> dict:
-        """status.json, or {} when there is none (yet) or it cannot be read."""
-        return _read_json(self.status_file)
+        """status.json, or {} when there is none (yet) or it cannot be read; a number field
+        holding something else (a damaged or edited file) is left out."""
+        status = _read_json(self.status_file)
+        return {k: v for k, v in status.items() if k not in STATUS_NUMBERS or _is_number(v)}
 
     def mark(self, state: str, message: str, **fields) -> None:
         """For a launcher whose trainer could not write its own final state (killed, or gone
@@ -286,6 +288,14 @@ def parse_lines(lines) -> list[dict]:
             if isinstance(row, dict):
                 rows.append(row)
     return rows
+
+
+STATUS_NUMBERS = {"step", "kimg", "img_per_sec", "progress", "heartbeat", "updated_at", "started_at", "pid",
+                  "n_images", "n_classes", "skipped", "target_kimg", "target_minutes"}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _read_json(path: Path) -> dict:
