@@ -73,7 +73,7 @@ def effective_state(status: dict, alive: bool) -> str:
 
 
 class RunLock:
-    """An OS lock on the run folder, held by its trainer for its whole life. The OS drops it
+    """An OS lock on the run folder, held by its trainer until its final status is written. The OS drops it
     when the process ends, however it ends, so it tells a live trainer from a dead one even
     when the heartbeat cannot be written (a full disk); delete, rename and resume take it first."""
 
