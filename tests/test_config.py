@@ -7,8 +7,8 @@ from core.training.config import resolve
 def test_the_default_is_the_projected_recipe():
     cfg = resolve({})
     assert (cfg.recipe, cfg.arch, cfg.disc, cfg.loss, cfg.channels, cfg.z_dim, cfg.batch) == \
-        ("projected", "fastgan", "projected", "hinge", 16, 256, 64)
-    assert (cfg.aug, cfg.aug_p, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("fixed", 1.0, 0.0, 20.0, 0.0, 0.99)
+        ("projected", "fastgan", "projected", "hinge", 16, 256, 16)
+    assert (cfg.aug, cfg.aug_p, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("fixed", 1.0, 0.0, 5.0, 0.0, 0.99)
 
 
 def test_the_small_data_recipe_on_the_tutorials_networks():

@@ -8,7 +8,7 @@ from conftest import read_json, read_jsonl, run_trainer
 from core import checkpoint
 from core.explore import latent
 from core.networks import build_discriminator, build_generator, model_spec
-from core.networks.projected import ProjectedDiscriminator
+from core.networks.projected import LOGIT_GRID, ProjectedDiscriminator
 from core.training.loss import R3GAN, Hinge, Logistic, gradient_penalty
 
 # Small and fast: the projected D's backbone is fixed, so only G's width can shrink.
@@ -41,6 +41,36 @@ def test_checkpoints_leave_out_the_frozen_backbone_and_load_safely(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     D.eval(), other.eval()
     assert torch.equal(D(x), other(x))
+
+
+@pytest.mark.parametrize("res, scales", [(32, 3), (64, 4), (128, 4)])
+def test_every_scale_and_the_pixel_head_have_an_equal_say(res, scales):
+    D = ProjectedDiscriminator(res)
+    assert len(D.heads) == scales
+    assert D(torch.randn(2, 3, res, res)).shape == (2, (scales + 1) * LOGIT_GRID ** 2)
+
+
+def test_the_pixel_head_sees_a_batch_that_is_all_one_colour():
+    """No BatchNorm in the pixel head: each image is judged alone, so a batch of fakes that all
+    share one hue cannot be normalised into looking like a varied batch of reals."""
+    torch.manual_seed(0)
+    D = ProjectedDiscriminator(32).eval()  # spectral norm's power iteration stands still between calls,
+    for m in D.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.train()  # and BatchNorm works on batch statistics, as in training
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    tinted = x.clone()
+    tinted[1:, 0] = 1.0  # every other image turns red
+    assert torch.allclose(D.pixel(x, None)[0], D.pixel(tinted, None)[0])   # image 0 alone decides
+    assert not torch.allclose(D.heads[0](D.pyramid(x)[0], None)[0],        # a BatchNorm head's verdict
+                              D.heads[0](D.pyramid(tinted)[0], None)[0])  # moves with the rest
+
+
+def test_a_checkpoint_from_before_the_pixel_head_still_loads():
+    old = {k: v for k, v in ProjectedDiscriminator(32).state_dict().items() if not k.startswith("pixel.")}
+    D = ProjectedDiscriminator(32)
+    D.load_state_dict(old)
+    assert all(torch.equal(D.state_dict()[k], v) for k, v in old.items())
 
 
 def test_the_backbone_stays_frozen_while_gradients_reach_the_generator():

@@ -11,16 +11,30 @@ learning its own features from a few hundred images:
    with a 1x1 conv). They spread the pretrained features over all channels and
    scales, so no small part of them is enough for D to win.
 3. One small trained head per scale: stride-2 4x4 conv blocks (spectral norm,
-   BatchNorm, LeakyReLU 0.2) down to 8x8, then a 4x4 conv to a map of logits. The
-   logits of all heads together are D's output, [N, logits]. The heads are a quarter
-   of the published width (see HEAD_CHANNELS).
+   BatchNorm, LeakyReLU 0.2) down to 8x8, then a 4x4 conv to a 5x5 map of logits.
+   The heads are a quarter of the published width (see HEAD_CHANNELS).
+4. One more head of the same kind on the image itself, without BatchNorm: the
+   pixel head (see below).
+The logits of all heads together are D's output, [N, logits].
 
 As in the published code: hinge loss, DiffAugment (colour, translation, cutout)
-on every image D sees, no R1, the backbone always in eval mode. The one change is
-the input size. The paper upsamples every image to 224 px; on a CPU that costs 5x
-(64 -> 128 px) to 30x (-> 224 px) per batch, so D here sees images at their own
-size times `upsample` (1 by default). Taps too small for the heads' 4x4 kernel
-(below 4 px) are dropped.
+on every image D sees, no R1, the backbone always in eval mode. Changed, because
+here D sees small images (the paper upsamples every image to 224 px; on a CPU
+that costs 5x (64 -> 128 px) to 30x (-> 224 px) per batch), and why:
+
+- The images go in at their own size. At 64 px the coarsest scale is 4 px (2 px
+  before the cross-scale path's x2), where the paper's heads all start at 8 px or
+  more; taps below 4 px (the coarsest at 32 px) are dropped.
+- Every head's map of logits is brought to the same 5x5 grid (nearest), so each
+  scale has an equal say, as at 224 px. Left at 1 logit against the others' 25,
+  the coarsest (the most global) scale weighed 1/76 of D's verdict, and G drew
+  patchworks with a 2x2 tiling.
+- The pixel head. ImageNet features hardly see absolute colour, and BatchNorm in
+  a head normalises each batch of fakes on its own, so a batch that is all one hue
+  looks to such a head like any other: G collapsed to one or two colours on every
+  emoji run, and drew grey or orange backgrounds where every real one is white.
+  A head that sees the pixels, without BatchNorm, does see it (bench screen in
+  the README: white backgrounds and several colours, KID 137 vs 151 x10^-3).
 
 The frozen backbone is not part of the state dict: it is rebuilt from the weight
 file, so checkpoints stay small. The random projections are (their seed is fixed,
@@ -37,6 +51,7 @@ TAPS = (2, 4, 10, 15)          # EfficientNet-Lite0 blocks whose outputs are tap
 TAP_CHANNELS = (24, 40, 112, 320)
 MIXED_CHANNELS = (64, 128, 256, 512)  # after cross-channel mixing ("expand", cout = 64)
 FUSED_CHANNELS = (64, 64, 128, 256)   # after cross-scale mixing, fine to coarse
+LOGIT_GRID = 5  # every head's map of logits is LOGIT_GRID x LOGIT_GRID (a 4x4 conv on 8x8 features)
 # The published heads' widths at each size, divided by 4: at full width the heads cost more
 # than the backbone on a CPU (0.7 of 1.3 s for a forward pass of 64 images at 64 px).
 HEAD_CHANNELS = {s: c // 4 for s, c in {4: 512, 8: 512, 16: 256, 32: 128, 64: 64, 128: 64, 256: 32}.items()}
@@ -82,20 +97,20 @@ class FeaturePyramid(nn.Module):
         return fused[::-1]  # fine to coarse
 
 
-def _down(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.BatchNorm2d(cout),
-                         nn.LeakyReLU(0.2, True))
+def _down(cin: int, cout: int, batchnorm: bool) -> nn.Sequential:
+    norm = [nn.BatchNorm2d(cout)] if batchnorm else []
+    return nn.Sequential(spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1)), *norm, nn.LeakyReLU(0.2, True))
 
 
 class ScaleHead(nn.Module):
-    """One scale's discriminator: down to 8x8 (or less), then a 4x4 conv to logits."""
+    """One scale's discriminator: down to 8x8 (or less), then a 4x4 conv to a LOGIT_GRID map of logits."""
 
-    def __init__(self, channels: int, size: int, n_classes: int = 0):
+    def __init__(self, channels: int, size: int, n_classes: int = 0, batchnorm: bool = True):
         super().__init__()
         layers = []
         while size > 8:
             cout = HEAD_CHANNELS[size // 2]
-            layers.append(_down(channels, cout))
+            layers.append(_down(channels, cout, batchnorm))
             channels, size = cout, size // 2
         self.body = nn.Sequential(*layers)
         self.out = spectral_norm(nn.Conv2d(channels, 1, 4, 1, 0, bias=False))
@@ -104,7 +119,7 @@ class ScaleHead(nn.Module):
 
     def forward(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         h = self.body(h)
-        out = self.out(h).flatten(1)
+        out = F.interpolate(self.out(h), size=LOGIT_GRID, mode="nearest").flatten(1)
         if self.embed is not None:
             out = out + class_projection(self.embed, h, c)[:, None]
         return out
@@ -118,10 +133,12 @@ class ProjectedDiscriminator(nn.Module):
         sizes = [res // s * 2 for s in (4, 8, 16, 32)]  # each level is upsampled x2 by the mixing
         self.used = [i for i, s in enumerate(sizes) if s >= 4]
         self.heads = nn.ModuleList(ScaleHead(FUSED_CHANNELS[i], sizes[i], n_classes) for i in self.used)
+        self.pixel = ScaleHead(3, res, n_classes, batchnorm=False)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         levels = self.pyramid(x)
-        return torch.cat([head(levels[i], c) for i, head in zip(self.used, self.heads)], dim=1)
+        logits = [head(levels[i], c) for i, head in zip(self.used, self.heads)]
+        return torch.cat([*logits, self.pixel(x, c)], dim=1)
 
     def requires_grad_(self, requires_grad: bool = True):
         super().requires_grad_(requires_grad)
@@ -134,7 +151,8 @@ class ProjectedDiscriminator(nn.Module):
         return {k: v for k, v in state.items() if not _is_backbone(k)}
 
     def load_state_dict(self, state, strict: bool = True, assign: bool = False):
-        full = {k: v for k, v in super().state_dict().items() if _is_backbone(k)}
+        # Runs saved before the pixel head (December 2026) resume with a fresh one.
+        full = {k: v for k, v in super().state_dict().items() if _is_backbone(k) or k.startswith("pixel.")}
         full.update(state)
         return super().load_state_dict(full, strict=strict, assign=assign)
 
