@@ -62,7 +62,8 @@ if not runs:
             "`python -m core.train --out checkpoints/my-run`")
 else:
     st.dataframe(
-        [{"run": f"Training?run={r.name}", "state": monitor.badge(r.state), "step": r.status.get("step"),
+        [{"run": f"Training?run={r.name}", "state": monitor.badge(r.state),
+          "health": monitor.health_badge(r.folder.read_health().get("severity")), "step": r.status.get("step"),
           "kimg": round(r.status.get("kimg") or 0, 2), "data": monitor.source_label(r.config.get("data", "")),
           "res": r.config.get("res"),
           "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.status.get("updated_at", 0)))}
@@ -70,7 +71,9 @@ else:
         hide_index=True, width="stretch",
         column_config={"run": st.column_config.LinkColumn("run", display_text=r"run=(.*)$",
                                                           help="open the run's monitor"),
-                       "data": st.column_config.TextColumn("data", help="what the run trains on")})
+                       "data": st.column_config.TextColumn("data", help="what the run trains on"),
+                       "health": st.column_config.TextColumn(
+                           "health", help="is it working? as of its latest sample grid (the Monitor says why)")})
     newest = runs[0].folder
     steps = newest.sample_steps()
     if steps:

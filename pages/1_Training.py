@@ -3,7 +3,9 @@ import time
 
 import streamlit as st
 
+from core import health
 from core.data.datasets import DataRegistry
+from core.runs import metrics_csv
 from core.runs.newrun import LENGTH_DEFAULTS, NewRun, gpu_count, processes_for, suggested_name, validate
 from core.runs.registry import RunError
 from core.runs.runfolder import MetricsTail
@@ -145,6 +147,7 @@ def live_view(name: str, shown_state: str):
     if tail is None:
         tail = tails[str(folder.metrics_file)] = MetricsTail(folder.metrics_file)
     table = tail.table()
+    findings = health_panel(run, table)
     left, right = st.columns([3, 1])
     with right:
         smoothing = st.slider("Smoothing", 0.0, 0.99, 0.6, key="smoothing", **KEPT)
@@ -154,13 +157,44 @@ def live_view(name: str, shown_state: str):
             st.image(str(folder.sample_path(steps[-1])), caption=f"latest samples, step {steps[-1]}")
     with left:
         if len(table.get("step", ())):
-            st.plotly_chart(monitor.training_figure(table, smoothing, log_y), key=f"fig-{name}")
+            marks = monitor.health_marks(findings, table)
+            st.plotly_chart(monitor.training_figure(table, smoothing, log_y, marks), key=f"fig-{name}")
         else:
             st.info("Waiting for the first metrics line…")
     with st.expander("Log", expanded=run.state in ("failed", "crashed")):
         st.code(monitor.log_tail(folder.log_file), language="text")
+    # Made when clicked (a callable), not on every tick of the live view.
+    st.download_button("Download the metrics (CSV)", lambda: metrics_csv.to_csv(folder.read_metrics()),
+                       file_name=f"{name}-metrics.csv", mime="text/csv", key=f"csv-{name}", on_click="ignore")
     if len(steps) > 1:
         watch_it_learn(name, folder, steps)
+
+
+SHOW = {"ok": st.success, "info": st.info, "warning": st.warning, "problem": st.error}
+
+
+def health_panel(run, table) -> list[health.Finding]:
+    """Is it working? The health check's findings (core.health), refreshed with the curves."""
+    folder = run.folder
+    result = health.assess(folder.path, table=table)
+    with st.container(border=True):
+        st.markdown(f"**Is it working?** {monitor.health_badge(result.severity)}")
+        for f in result.findings:
+            SHOW[f.severity](f"**{plain(f.title)}**  \n{plain(f.evidence)}  \n**What to do:** {plain(f.action)}")
+        if not folder.health_file.exists() and not run.active and folder.sample_steps():
+            st.caption("This run has no grid measurements yet (trained before the health check), so mode "
+                       "collapse and stalls are not judged.")
+            if st.button("Measure its sample grids", key=f"health-{run.name}"):
+                bar = st.progress(0.0, text="Measuring the sample grids…")
+                try:
+                    measured = health.measure_grids(folder.path, progress=lambda done, total: bar.progress(
+                        done / total, text=f"Measuring the sample grids… {done}/{total}"))
+                    folder.write_health({**measured, **health.assess(folder.path, measured=measured).to_dict()})
+                except (OSError, ValueError) as e:
+                    st.error(f"Could not measure the grids: {plain(e)}")
+                else:
+                    st.rerun()
+    return result.findings
 
 
 def watch_it_learn(name: str, folder, steps: list[int]):

@@ -60,8 +60,9 @@ def image_folder(tmp_path) -> Path:
 
 # Small and fast: a 32 px model a few channels wide, on the tutorial's networks (the fastest
 # to start; tests/test_new_networks.py trains the default recipe's).
+# No health check (its EfficientNet pass per grid): tests/test_health.py trains with it.
 TINY = ["--recipe", "small-data", "--res", "32", "--batch", "8", "--channels", "8", "--log-every", "10",
-        "--sample-kimg", "0.2", "--snapshot-kimg", "0.2"]
+        "--sample-kimg", "0.2", "--snapshot-kimg", "0.2", "--no-health"]
 
 
 def train_cmd(*args) -> list[str]:
@@ -76,7 +77,7 @@ def run_trainer(*args, timeout=TRAINER_TIMEOUT_S) -> subprocess.CompletedProcess
 def train_tiny_run(out: Path, images: Path, *extra) -> Path:
     """A finished 32 px run on `images` in a few seconds, for the pages to show."""
     result = run_trainer("--data", images, "--out", out, "--res", "32", "--batch", "8", "--channels", "8",
-                         "--kimg", "0.08", *extra)
+                         "--kimg", "0.08", "--no-health", *extra)
     assert result.returncode == 0, result.stderr
     return out
 

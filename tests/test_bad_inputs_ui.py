@@ -291,7 +291,7 @@ def test_crafted_map_links(demo, monkeypatch):
 
 def test_crafted_training_monitor_links(demo):
     at = page(TRAINING, {"tab": "Nope", "run": "nope"})
-    assert not at.exception and warnings_of(at) == [WARNING]
+    assert not at.exception and warnings_of(at)[0] == WARNING  # (the health check may add its own below)
     assert at.session_state["tab"] == "Monitor" and at.selectbox(key="run").value == DEMO.name
 
 

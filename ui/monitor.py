@@ -47,6 +47,28 @@ def badge(state: str) -> str:
     return BADGES.get(state, f"❔ {state}")
 
 
+# core.health's severities, as Home's column and the Monitor's panel show them.
+HEALTH_BADGES = {"ok": "💚 healthy", "info": "⚪ too early", "warning": "🟠 check", "problem": "🔴 problem"}
+HEALTH_SHADES = {"warning": "rgba(230,159,0,0.15)", "problem": "rgba(213,94,0,0.18)"}
+
+
+def health_badge(severity: str | None) -> str:
+    return HEALTH_BADGES.get(severity, "–")
+
+
+def health_marks(findings, table: dict[str, np.ndarray]) -> list[tuple[float, float, str]]:
+    """(kimg from, kimg to, severity) of each finding that names steps, for shading the curves."""
+    steps, kimg = table.get("step"), table.get("kimg")
+    if steps is None or kimg is None or not len(steps):
+        return []
+    marks = []
+    for f in findings:
+        if f.steps and f.severity in HEALTH_SHADES:
+            lo, hi = np.interp(f.steps, steps, kimg)
+            marks.append((float(lo), float(max(hi, lo + 1e-3)), f.severity))
+    return marks
+
+
 def smooth(values, weight: float) -> np.ndarray:
     """Debiased exponential moving average (as TensorBoard's); NaN (missing) values stay gaps
     and are skipped by the average. Vectorised: a monitor tick smooths ~10^5 values."""
@@ -106,9 +128,11 @@ def _panel_layout() -> go.Layout:
     return fig.layout
 
 
-def training_figure(table: dict[str, np.ndarray], smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
-    """The monitor's panels (2 x 4). Traces name their axes directly (x2/y2...), which
-    is much cheaper than add_trace(row=, col=) on a large figure."""
+def training_figure(table: dict[str, np.ndarray], smoothing: float = 0.0, log_y: bool = False,
+                    marks: list[tuple[float, float, str]] = ()) -> go.Figure:
+    """The monitor's panels (2 x 4), with the steps the health check questions shaded (`marks`).
+    Traces name their axes directly (x2/y2...), which is much cheaper than add_trace(row=, col=)
+    on a large figure."""
     traces = []
     for i, (_, keys) in enumerate(PANELS):
         axis = "" if i == 0 else str(i + 1)
@@ -119,6 +143,11 @@ def training_figure(table: dict[str, np.ndarray], smoothing: float = 0.0, log_y:
             traces.append(go.Scattergl(x=x, y=y, name=name, mode="lines", line=line, legend=_legend(i),
                                        showlegend=len(keys) > 1, xaxis=f"x{axis}", yaxis=f"y{axis}"))
     fig = go.Figure(data=traces, layout=_panel_layout())
+    for lo, hi, severity in marks:
+        for i in range(len(PANELS)):
+            axis = "" if i == 0 else str(i + 1)
+            fig.add_vrect(x0=lo, x1=hi, fillcolor=HEALTH_SHADES[severity], line_width=0, layer="below",
+                          xref=f"x{axis}", yref=f"y{axis} domain")
     if log_y:
         fig.update_yaxes(type="log")
     return fig

@@ -10,6 +10,7 @@ the trainer, `mark` for a launcher that finds its trainer gone).
     <run>/latents.pt       the fixed latents behind every sample grid
     <run>/samples/         step-XXXXXXXX.png grids, reals.png   (atomic)
     <run>/checkpoints/     latest.pt, step-XXXXXXXX.pt          (atomic)
+    <run>/health.json      grid numbers and findings (core.health) (atomic, by the trainer or core.health --write)
     <run>/train.log        readable log (appended; a launcher sends the trainer's output here too)
     <run>/notes.md         the user's notes                     (atomic, by the app)
     <run>/directions.json  named edit directions                (atomic, by the Latent Lab)
@@ -126,6 +127,7 @@ class RunFolder:
         self.latents_file = self.path / "latents.pt"
         self.notes_file = self.path / "notes.md"
         self.directions_file = self.path / "directions.json"
+        self.health_file = self.path / "health.json"
         self.evals = self.path / "evals"
         self.lock_file = self.path / ".trainer.lock"
         self.samples = self.path / "samples"
@@ -193,7 +195,8 @@ class RunFolder:
     def remove_temp_files(self) -> int:
         """The trainer's own temp files from atomic writes cut short by a kill: nothing else removes
         them. The app's (notes, directions, evals) may belong to a write in progress: left alone."""
-        own = [f".{f.name}.*.tmp" for f in (self.status_file, self.config_file, self.metrics_file, self.latents_file)]
+        own = [f".{f.name}.*.tmp" for f in (self.status_file, self.config_file, self.metrics_file, self.latents_file,
+                                             self.health_file)]
         stale = [p for pattern in own for p in self.path.glob(pattern)]
         stale += [p for folder in (self.samples, self.checkpoints) if folder.is_dir() for p in folder.glob(".*.tmp")]
         for p in stale:
@@ -202,7 +205,7 @@ class RunFolder:
 
     def restart(self) -> None:
         """A resumed run that never saved a checkpoint starts over: drop what its first try wrote."""
-        for stale in [self.metrics_file, self.latents_file, *self.samples.glob("*.png")]:
+        for stale in [self.metrics_file, self.latents_file, self.health_file, *self.samples.glob("*.png")]:
             stale.unlink(missing_ok=True)
 
     # -- config / status ---------------------------------------------------------------
@@ -211,6 +214,12 @@ class RunFolder:
 
     def write_config(self, config: dict) -> None:
         atomic.write_json(self.config_file, config)
+
+    def read_health(self) -> dict:
+        return _read_json(self.health_file)
+
+    def write_health(self, health: dict) -> None:
+        atomic.write_json(self.health_file, health)
 
     def read_status(self) -> dict:
         """status.json, or {} when there is none (yet) or it cannot be read; a number field

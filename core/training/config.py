@@ -84,7 +84,7 @@ DEFAULT_KIMG = 100.0  # a run's length when neither --kimg nor --minutes is give
 
 # Settings that may change when a run is resumed (how long, and where it runs).
 RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision", "compile", "device_lock", "kid_kimg",
-                       "kid_images", "keep_snapshots"}
+                       "kid_images", "keep_snapshots", "health"}
 
 
 def option(default, help: str, **cli):
@@ -159,6 +159,9 @@ class TrainConfig:
     kid_kimg: float = option(None, "compute KID (Inception features, vs the real images) every N kimg and log "
                              "it; 0 = off (default: 50 on a GPU, off on a CPU, where Inception is slow)", type=float)
     kid_images: int = option(1000, "generated images per KID measurement", type=int)
+    health: bool = option(True, "measure every sample grid against the real images for the health check "
+                          "(health.json, python -m core.health; about 0.2 s per grid on a CPU)",
+                          action=argparse.BooleanOptionalAction)
     inject_nan: str = option(None, "testing aid: poison the weights after STEP (TIMES times, default 1) to "
                              "exercise NaN recovery", metavar="STEP[:TIMES]")
 

@@ -14,6 +14,7 @@ from core import checkpoint
 from core.data.imageset import DataError, load_image_set, summarize_skipped
 from core.device import autocast, describe, pick_device, resolve_precision
 from core.grid import make_grid, save_png, to_uint8
+from core.health import GridRecorder
 from core.networks import build_discriminator, build_generator, model_spec, trainable
 from core.runs.runfolder import RunFolder
 from core.training import state
@@ -49,6 +50,7 @@ class Trainer:
         self.counters = state.Counters()
         self.kid_real = None     # Inception features of the training images, loaded on first use
         self.pending_kid = None  # the last KID, written with the next metrics line
+        self.health = None       # measures each grid for health.json (main process only)
         self.fresh = fresh
 
     # -- setup -------------------------------------------------------------------------
@@ -115,9 +117,15 @@ class Trainer:
         saved = checkpoint.load(self.run.latents_file)
         self.grid_z = saved["z"].to(self.device)
         self.grid_c = saved["c"].to(self.device) if self.class_names else None
+        reals = self.feed.preview(GRID_SIZE, self.cfg.seed)  # the same images on every resume
+        if self.ranks.main and self.cfg.health:
+            try:
+                self.health = GridRecorder(self.run, reals, self.device)
+            except Exception as e:  # the health check only advises: it never stops a run
+                self.log.warning("no health check for this run: %s", e)
         if self.fresh:
             if self.ranks.main:
-                save_png(make_grid(self.feed.preview(GRID_SIZE, self.cfg.seed), columns=8), self.run.reals)
+                save_png(make_grid(reals, columns=8), self.run.reals)
             self.save_samples()
             self.save_checkpoint()  # step 0: a good checkpoint to fall back to from the start
         else:
@@ -220,6 +228,7 @@ class Trainer:
                 # The last, partial interval. The checkpoint above still holds its
                 # sums, so a resumed run drops this line and rewrites it in full.
                 self.write_metrics(time.perf_counter() - interval_start, c.nimg - interval_nimg0)
+        self.update_health()  # with the last metric lines
         if stopping:
             self.log.info("stopped by %s at step %d (%.2f kimg); resume with --resume",
                           self.stop.signal or "another rank", c.step, c.nimg / 1000)
@@ -281,7 +290,21 @@ class Trainer:
         for i in range(0, GRID_SIZE, 32):
             c = self.grid_c[i:i + 32] if self.grid_c is not None else None
             images.append(G(self.grid_z[i:i + 32], c))
-        save_png(make_grid(to_uint8(torch.cat(images)), columns=8), self.run.sample_path(self.counters.step))
+        images = to_uint8(torch.cat(images))
+        save_png(make_grid(images, columns=8), self.run.sample_path(self.counters.step))
+        self.update_health(images)
+
+    def update_health(self, grid=None):
+        """Measure a new sample grid (uint8 images) if given, and rewrite health.json's findings."""
+        if not self.health:
+            return
+        try:
+            if grid is None:
+                self.health.write()
+            else:
+                self.health.add(self.counters.step, self.counters.nimg / 1000, grid)
+        except Exception as e:  # the health check only advises: it never ends a run
+            self.log.warning("health check skipped at step %d: %s", self.counters.step, e)
 
     def save_checkpoint(self, snapshot: bool = False):
         """latest.pt, and with `snapshot` a step-N.pt kept for good."""
@@ -310,6 +333,8 @@ class Trainer:
             dropped = self.run.truncate_metrics(step - 1 if self.interval.steps else step)
             if dropped:
                 self.log.info("dropped %d metric lines written after the checkpoint", dropped)
+            if self.health:
+                self.health.forget_after(step)
 
     def apply_lr_scale(self):
         for opt, lr in ((self.opt_G, self.cfg.lr_g), (self.opt_D, self.cfg.lr_d)):

@@ -1,0 +1,159 @@
+"""The health check on real tiny runs, each built to show one diagnosis (a learning rate that
+diverges, three images that D memorises, a generator that collapses, one that stops learning),
+no false alarm on a healthy run; health.json kept by the trainer through a resume; the CLI; the
+Monitor's panel and Home's badge; the metrics CSV."""
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, make_images, run_trainer, shown
+from streamlit.testing.v1 import AppTest
+
+from core.grid import make_grid
+from core.health import assess, grids
+from core.health.rules import SEVERITIES
+
+# 32 px, a few channels, a grid every 25 steps: a few seconds per run.
+BASE = ["--res", "32", "--batch", "8", "--channels", "8", "--log-every", "10", "--sample-kimg", "0.2",
+        "--snapshot-kimg", "1000"]
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return make_images(tmp_path_factory.mktemp("data") / "blobs", 64, classes=())
+
+
+def train(out, data, *options):
+    result = run_trainer("--data", data, "--out", out, *BASE, *options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+def findings(run) -> dict[str, object]:
+    """The findings by kind (the worst of each kind)."""
+    found = {}
+    for f in assess(run).findings:
+        if f.kind not in found or SEVERITIES.index(f.severity) > SEVERITIES.index(found[f.kind].severity):
+            found[f.kind] = f
+    return found
+
+
+def test_a_grid_splits_back_into_the_images_it_was_made_of():
+    images = np.random.default_rng(0).integers(0, 255, (11, 16, 16, 3), dtype=np.uint8)
+    images[:, 0, 0] = 0  # (a cell that is all white would pass for a blank one)
+    sheet = np.asarray(make_grid(images, columns=grids.GRID_COLUMNS, gap=grids.GRID_GAP))
+    assert np.array_equal(grids.split_grid(sheet), images)
+
+
+@pytest.fixture(scope="module")
+def healthy_run(blobs, tmp_path_factory):
+    return train(tmp_path_factory.mktemp("runs") / "healthy", blobs, "--recipe", "small-data", "--kimg", "3")
+
+
+def test_a_healthy_run_gets_no_false_alarm(healthy_run):
+    found = findings(healthy_run)
+    assert list(found) == ["healthy"], {k: f.title for k, f in found.items()}
+    assert "r_t" in found["healthy"].evidence and "variety of shapes" in found["healthy"].evidence
+
+
+def test_a_learning_rate_that_diverges(blobs, tmp_path):
+    run = train(tmp_path / "lr", blobs, "--recipe", "tutorial", "--lr-g", "0.5", "--lr-d", "0.5", "--kimg", "3")
+    found = findings(run)
+    assert found["divergence"].severity == "problem" and "D rejects every generated image" in found["divergence"].title
+    assert "healthy" not in found
+
+
+def test_a_generator_that_collapses_and_the_step_it_started(blobs, tmp_path):
+    run = train(tmp_path / "lr", blobs, "--recipe", "tutorial", "--lr-g", "0.05", "--lr-d", "0.05", "--kimg", "3")
+    f = findings(run)["collapse"]
+    saved = json.loads((run / "health.json").read_text())
+    steps = [g["step"] for g in saved["grids"]]
+    colours = [g["colours"] for g in saved["grids"]]
+    best = steps[int(np.argmax(colours))]
+    assert f.severity == "problem" and best < f.steps[0] <= f.steps[1] == steps[-1]
+    assert colours[-1] < 0.5 * saved["real"]["colours"]  # what the finding says, in the numbers
+    assert f"before step {f.steps[0]}" in f.action
+
+
+def test_three_images_are_memorised(tmp_path):
+    three = make_images(tmp_path / "three", 3, classes=(), seed=1)
+    plain = findings(train(tmp_path / "tutorial", three, "--recipe", "tutorial", "--kimg", "3"))
+    assert plain["overfitting"].severity == "warning" and "--aug ada" in plain["overfitting"].action
+    # With adaptive augmentation, p climbs to its ceiling (fast here) and D still wins.
+    ada = findings(train(tmp_path / "ada", three, "--recipe", "small-data", "--ada-kimg", "0.5", "--kimg", "3"))
+    assert ada["overfitting"].severity == "problem" and "strongest augmentation" in ada["overfitting"].title
+
+
+def test_a_run_that_stopped_learning_is_a_stall(blobs, tmp_path):
+    run = train(tmp_path / "still", blobs, "--recipe", "small-data", "--lr-g", "1e-8", "--lr-d", "1e-8", "--kimg", "3")
+    found = findings(run)
+    assert found["stall"].severity == "warning" and "healthy" not in found
+    first, last = found["stall"].steps
+    assert 0 < first < last == json.loads((run / "health.json").read_text())["grids"][-1]["step"]
+
+
+def saved_grid_steps(run) -> list[int]:
+    return [int(p.stem[5:]) for p in sorted((run / "samples").glob("step-*.png"))]
+
+
+def test_the_trainer_keeps_health_json_grid_by_grid_and_through_a_resume(blobs, tmp_path):
+    run = train(tmp_path / "resumed", blobs, "--recipe", "small-data", "--kimg", "0.6")
+    first = json.loads((run / "health.json").read_text())
+    steps = [g["step"] for g in first["grids"]]
+    assert steps == saved_grid_steps(run)
+    assert first["real"]["shapes"] > 0 and 0 < first["real"]["colours"] <= 1
+    assert first["severity"] in SEVERITIES and first["findings"]
+    train(run, blobs, "--resume", "--kimg", "1.2")
+    again = json.loads((run / "health.json").read_text())
+    assert [g["step"] for g in again["grids"]] == saved_grid_steps(run) and len(again["grids"]) > len(steps)
+    assert again["grids"][:len(steps)] == first["grids"]  # the same grids, measured the same, kept
+    assert again["real"] == first["real"]
+
+
+def test_the_cli_prints_findings_and_measures_old_runs(healthy_run, tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "core.health", *map(str, args)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    text = cli(healthy_run)
+    assert text.returncode == 0 and "Training looks healthy" in text.stdout and "evidence:" in text.stdout
+    as_json = json.loads(cli(healthy_run, "--json").stdout)
+    assert as_json["severity"] == "ok" and as_json["findings"][0]["kind"] == "healthy"
+    old = shutil.copytree(healthy_run, tmp_path / "old")
+    saved = json.loads((old / "health.json").read_text())
+    (old / "health.json").unlink()  # as a run trained before the health check
+    assert cli(old, "--write").returncode == 0
+    remeasured = json.loads((old / "health.json").read_text())
+    assert [g["step"] for g in remeasured["grids"]] == [g["step"] for g in saved["grids"]]
+    # From the PNG files instead of the trainer's tensors (PNG is lossless): the same numbers.
+    for key in ("colours", "shapes", "kid64"):
+        assert np.allclose([g[key] for g in remeasured["grids"]], [g[key] for g in saved["grids"]], rtol=1e-4), key
+    for bad in (tmp_path / "nowhere", REPO / "core"):
+        result = cli(bad)
+        assert result.returncode == 1 and "not a run folder" in result.stderr
+
+
+def test_metrics_as_csv(healthy_run, tmp_path):
+    out = tmp_path / "m.csv"
+    result = subprocess.run([sys.executable, "-m", "core.runs.metrics_csv", healthy_run, "-o", out], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    lines = [json.loads(line) for line in (healthy_run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == len(lines) and rows[-1]["step"] == str(lines[-1]["step"])
+    assert {"loss_d", "loss_g", "d_real", "rt", "aug_p"} <= set(rows[0])
+    assert float(rows[3]["loss_d"]) == pytest.approx(lines[3]["loss_d"])
+
+
+def test_the_monitor_shows_the_findings_and_home_the_badge(healthy_run, runs_root):
+    shutil.copytree(healthy_run, runs_root / "healthy")
+    at = AppTest.from_file(str(REPO / "pages" / "1_Training.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("Is it working?" in m.value and "healthy" in m.value for m in at.markdown)
+    assert any("Training looks healthy" in shown(s.value) and "What to do" in s.value for s in at.success)
+    home = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60).run()
+    assert not home.exception and list(home.dataframe[0].value["health"]) == ["💚 healthy"]
