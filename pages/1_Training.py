@@ -100,6 +100,8 @@ def new_run_form():
     cond = left.checkbox("Class-conditional (needs labels: subfolders, or the emoji categories)", key="new-cond",
                          **KEPT)
     compile_ = right.checkbox("Compile the networks (torch.compile)", key="new-compile", **KEPT, help=HELP["compile"])
+    tensorboard = right.checkbox("Also write TensorBoard event files", key="new-tensorboard", **KEPT,
+                                 help=HELP["tensorboard"])
     follow_default("run-name", suggested_name(data_name, res, time.strftime("%m%d-%H%M")))
     name = st.text_input("Run name", key="run-name", **KEPT)
     if st.button("Launch", type="primary"):
@@ -107,7 +109,7 @@ def new_run_form():
                       recipe=recipe, arch=arch, disc=disc, loss=loss, batch=batch, length_unit=unit,
                       length=float(length),
                       aug=None if aug == "recipe's" else aug, aug_p=aug_p, seed=seed, cond=cond, device=device,
-                      compile=compile_, zip_name=upload.name if upload else "",
+                      compile=compile_, tensorboard=tensorboard, zip_name=upload.name if upload else "",
                       zip_bytes=upload.getvalue() if upload else None)
         options, errors = validate(form, registry)
         for error in errors:

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, make_images, run_trainer, shown
+from conftest import REPO, make_images, read_jsonl, run_trainer, shown
 from streamlit.testing.v1 import AppTest
 
 from core.grid import make_grid
@@ -157,3 +157,38 @@ def test_the_monitor_shows_the_findings_and_home_the_badge(healthy_run, runs_roo
     assert any("Training looks healthy" in shown(s.value) and "What to do" in s.value for s in at.success)
     home = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60).run()
     assert not home.exception and list(home.dataframe[0].value["health"]) == ["💚 healthy"]
+
+
+def test_tensorboard_events_mirror_the_metrics_and_the_grids(blobs, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = train(tmp_path / "tb", blobs, "--recipe", "small-data", "--kimg", "0.4", "--tensorboard", "--no-health")
+    train(run, blobs, "--resume", "--kimg", "0.8")  # a resume continues the same curves
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0}).Reload()
+    lines = read_jsonl(run / "metrics.jsonl")
+    loss_d = events.Scalars("train/loss_d")
+    assert [e.step for e in loss_d] == [line["step"] for line in lines]
+    assert [e.value for e in loss_d] == pytest.approx([line["loss_d"] for line in lines], rel=1e-6)
+    assert {"train/loss_g", "train/d_real", "train/aug_p", "train/lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Images("samples")] == saved_grid_steps(run)
+
+
+def test_without_the_tensorboard_package_the_option_says_how_to_get_it(blobs, tmp_path):
+    hide = ("import runpy, sys; sys.modules['tensorboard'] = None; sys.argv[0] = 'core.train'; "
+            "runpy.run_module('core.train', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", hide, "--data", str(blobs), "--out", str(tmp_path / "run"),
+                             *BASE, "--kimg", "0.1", "--tensorboard"], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "pip install tensorboard" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_new_run_form_asks_for_event_files_and_says_what_is_missing(monkeypatch, tmp_path):
+    from core.runs.newrun import NewRun, validate
+    from core.runs.registry import Registry
+    registry = Registry(tmp_path)
+    options, errors = validate(NewRun(name="tb", tensorboard=True), registry)
+    assert not errors and options["tensorboard"] is True
+    assert "tensorboard" not in validate(NewRun(name="plain"), registry)[0]
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as on a machine without the package
+    assert validate(NewRun(name="tb", tensorboard=True), registry) == \
+        (None, ["TensorBoard needs the tensorboard package: pip install tensorboard."])

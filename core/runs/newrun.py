@@ -18,7 +18,8 @@ from core.training.config import DEFAULT_KIMG, DEFAULTS, problems, resolve_unche
 
 SCAN_LIMIT = 20000  # files looked at when checking that a folder holds images
 # Form labels of the settings the form sets (the rulebook names options by their CLI names).
-LABELS = {"batch": "Batch size", "kimg": "Length", "minutes": "Length", "seed": "Seed", "aug_p": "Augmentation p"}
+LABELS = {"batch": "Batch size", "kimg": "Length", "minutes": "Length", "seed": "Seed", "aug_p": "Augmentation p",
+          "tensorboard": "TensorBoard"}
 LENGTH_DEFAULTS = {"kimg": DEFAULT_KIMG, "minutes": 30.0}
 # Home's one click: the default recipe on the built-in set; on a CPU, 20 minutes
 # (bench/quality.py's budget), on a GPU 200 kimg.
@@ -47,6 +48,7 @@ class NewRun:
     cond: bool = DEFAULTS["cond"]
     device: str = DEFAULTS["device"]  # or "all": every GPU, data-parallel
     compile: bool = DEFAULTS["compile"]
+    tensorboard: bool = DEFAULTS["tensorboard"]
 
 
 def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
@@ -75,7 +77,7 @@ def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
         errors.append(f"With {gpu_count()} GPUs the batch size must be a multiple of {gpu_count()}.")
     options = {"data": data, "res": form.res, "recipe": form.recipe, "arch": form.arch, "disc": form.disc,
                "loss": form.loss, "batch": batch, "seed": seed, "cond": form.cond or None,
-               "compile": form.compile or None, "aug": form.aug,
+               "compile": form.compile or None, "tensorboard": form.tensorboard or None, "aug": form.aug,
                "device": "cuda" if form.device == "all" else form.device, form.length_unit: form.length}
     if form.aug == "fixed":
         options["aug_p"] = form.aug_p

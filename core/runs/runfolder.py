@@ -10,6 +10,7 @@ the trainer, `mark` for a launcher that finds its trainer gone).
     <run>/latents.pt       the fixed latents behind every sample grid
     <run>/samples/         step-XXXXXXXX.png grids, reals.png   (atomic)
     <run>/checkpoints/     latest.pt, step-XXXXXXXX.pt          (atomic)
+    <run>/tensorboard/     TensorBoard event files, with --tensorboard (by the trainer)
     <run>/health.json      grid numbers and findings (core.health) (atomic, by the trainer or core.health --write)
     <run>/train.log        readable log (appended; a launcher sends the trainer's output here too)
     <run>/notes.md         the user's notes                     (atomic, by the app)
@@ -128,6 +129,7 @@ class RunFolder:
         self.notes_file = self.path / "notes.md"
         self.directions_file = self.path / "directions.json"
         self.health_file = self.path / "health.json"
+        self.tensorboard = self.path / "tensorboard"
         self.evals = self.path / "evals"
         self.lock_file = self.path / ".trainer.lock"
         self.samples = self.path / "samples"
@@ -205,7 +207,8 @@ class RunFolder:
 
     def restart(self) -> None:
         """A resumed run that never saved a checkpoint starts over: drop what its first try wrote."""
-        for stale in [self.metrics_file, self.latents_file, self.health_file, *self.samples.glob("*.png")]:
+        for stale in [self.metrics_file, self.latents_file, self.health_file, *self.samples.glob("*.png"),
+                      *self.tensorboard.glob("events.*")]:
             stale.unlink(missing_ok=True)
 
     # -- config / status ---------------------------------------------------------------

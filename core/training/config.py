@@ -84,7 +84,8 @@ DEFAULT_KIMG = 100.0  # a run's length when neither --kimg nor --minutes is give
 
 # Settings that may change when a run is resumed (how long, and where it runs).
 RESUMABLE_OVERRIDES = {"kimg", "minutes", "device", "threads", "precision", "compile", "device_lock", "kid_kimg",
-                       "kid_images", "keep_snapshots", "health"}
+                       "kid_images", "keep_snapshots", "health",
+                       "tensorboard"}
 
 
 def option(default, help: str, **cli):
@@ -159,6 +160,8 @@ class TrainConfig:
     kid_kimg: float = option(None, "compute KID (Inception features, vs the real images) every N kimg and log "
                              "it; 0 = off (default: 50 on a GPU, off on a CPU, where Inception is slow)", type=float)
     kid_images: int = option(1000, "generated images per KID measurement", type=int)
+    tensorboard: bool = option(False, "also write TensorBoard event files (the metrics and every sample grid) to "
+                               "RUN/tensorboard/; needs the tensorboard package", action=argparse.BooleanOptionalAction)
     health: bool = option(True, "measure every sample grid against the real images for the health check "
                           "(health.json, python -m core.health; about 0.2 s per grid on a CPU)",
                           action=argparse.BooleanOptionalAction)
@@ -249,7 +252,8 @@ class Problem:
         return f"--{self.option.replace('_', '-')} {self.rule}"
 
     def for_form(self, label: str, value=None) -> str:
-        shown = "" if value is None else f" (not {value:g})" if isinstance(value, float) else f" (not {value})"
+        shown = "" if value is None or isinstance(value, bool) else \
+            f" (not {value:g})" if isinstance(value, float) else f" (not {value})"
         return f"{label} {self.rule}{shown}."
 
 
@@ -288,6 +292,9 @@ def problems(cfg: TrainConfig) -> list[Problem]:
     need(cfg.threads is None or cfg.threads >= 1, "threads", "must be at least 1")
     need(cfg.kid_kimg is None or cfg.kid_kimg >= 0, "kid_kimg", "must be 0 (off) or positive")
     need(cfg.kid_images >= 10, "kid_images", "must be at least 10")
+    if cfg.tensorboard:
+        from core.training import tbevents
+        need(tbevents.available(), "tensorboard", f"needs the tensorboard package: {tbevents.INSTALL}")
     ops = [o for o in cfg.aug_ops.split(",") if o]
     need(ops and all(o in AUG_OPS for o in ops), "aug_ops", f"takes a comma-separated subset of {','.join(AUG_OPS)}")
     if cfg.inject_nan is not None:

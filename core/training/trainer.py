@@ -8,6 +8,7 @@ between steps the loop writes metrics, sample grids and checkpoints when they ar
 import logging
 import time
 
+import numpy as np
 import torch
 
 from core import checkpoint
@@ -17,7 +18,7 @@ from core.grid import make_grid, save_png, to_uint8
 from core.health import GridRecorder
 from core.networks import build_discriminator, build_generator, model_spec, trainable
 from core.runs.runfolder import RunFolder
-from core.training import state
+from core.training import state, tbevents
 from core.training.augment import AdaptiveP, augment
 from core.training.config import TrainConfig
 from core.training.distributed import Ranks
@@ -51,6 +52,7 @@ class Trainer:
         self.kid_real = None     # Inception features of the training images, loaded on first use
         self.pending_kid = None  # the last KID, written with the next metrics line
         self.health = None       # measures each grid for health.json (main process only)
+        self.events = None       # TensorBoard event files, with --tensorboard (main process only)
         self.fresh = fresh
 
     # -- setup -------------------------------------------------------------------------
@@ -124,13 +126,20 @@ class Trainer:
             except Exception as e:  # the health check only advises: it never stops a run
                 self.log.warning("no health check for this run: %s", e)
         if self.fresh:
+            self.open_events()
             if self.ranks.main:
                 save_png(make_grid(reals, columns=8), self.run.reals)
             self.save_samples()
             self.save_checkpoint()  # step 0: a good checkpoint to fall back to from the start
         else:
             self.restore()
+            self.open_events(resumed_at=self.counters.step)
             self.log.info("resumed at step %d (%.2f kimg)", self.counters.step, self.counters.nimg / 1000)
+
+    def open_events(self, resumed_at: int | None = None):
+        if self.ranks.main and self.cfg.tensorboard:
+            # Events past the checkpoint are dropped, as are the metric lines (restore).
+            self.events = tbevents.EventWriter(self.run.tensorboard, None if resumed_at is None else resumed_at + 1)
 
     def seed_ranks(self, step: int):
         """Several processes: each draws its own batches (one process keeps its single stream)."""
@@ -229,6 +238,8 @@ class Trainer:
                 # sums, so a resumed run drops this line and rewrites it in full.
                 self.write_metrics(time.perf_counter() - interval_start, c.nimg - interval_nimg0)
         self.update_health()  # with the last metric lines
+        if self.events:
+            self.events.close()
         if stopping:
             self.log.info("stopped by %s at step %d (%.2f kimg); resume with --resume",
                           self.stop.signal or "another rank", c.step, c.nimg / 1000)
@@ -267,6 +278,8 @@ class Trainer:
             self.pending_kid = None
         if self.ranks.main:
             self.run.append_metrics(row)
+            if self.events:
+                self.events.scalars(row)
         self.interval.reset()
         self.status.update(img_per_sec=row["img_per_sec"], aug_p=row["aug_p"], eta_s=self.eta(row["img_per_sec"]))
         self.log.info("step %d  %.2f kimg  loss_d %.3f  loss_g %.3f  D(real) %.2f  D(fake) %.2f  "
@@ -291,7 +304,10 @@ class Trainer:
             c = self.grid_c[i:i + 32] if self.grid_c is not None else None
             images.append(G(self.grid_z[i:i + 32], c))
         images = to_uint8(torch.cat(images))
-        save_png(make_grid(images, columns=8), self.run.sample_path(self.counters.step))
+        sheet = make_grid(images, columns=8)
+        save_png(sheet, self.run.sample_path(self.counters.step))
+        if self.events:
+            self.events.grid(self.counters.step, np.asarray(sheet))
         self.update_health(images)
 
     def update_health(self, grid=None):
