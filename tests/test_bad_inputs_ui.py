@@ -120,9 +120,13 @@ def test_plain_leaves_no_markup_and_loses_no_character(text):
     assert not live_markup(sentence(ValueError(f"unsafe entry '{text}' in a.zip")))
 
 
+def z_dim_of(run: Path) -> int:
+    return json.loads((run / "config.json").read_text())["z_dim"]
+
+
 def test_directions_named_like_links_stay_names(demo, runs_root):
     for name in (LINK, IMAGE):
-        latent.save_direction(demo, name, torch.ones(100))
+        latent.save_direction(demo, name, torch.ones(z_dim_of(demo)))
     # Run names cannot be links: the registry lists only plain folder names.
     shutil.copytree(DEMO, runs_root / "[x](https:evil.example)")
     at = page(LAB)
@@ -347,22 +351,23 @@ def test_the_app_refuses_to_serve_beyond_this_machine_uninvited(runs_root, monke
 # -- damaged files the pages read ------------------------------------------------------------
 
 def test_damaged_directions_are_left_out_and_the_lab_still_edits(demo):
-    latent.save_direction(demo, "good", torch.ones(100))
+    z = z_dim_of(demo)
+    latent.save_direction(demo, "good", torch.ones(z))
     saved = json.loads((demo / latent.DIRECTIONS_FILE).read_text())
-    saved.update({"short": {"vector": [1.0, 2.0]}, "text": {"vector": "abc"}, "nan": {"vector": [float("nan")] * 100},
-                  "nested": {"vector": [[1.0] * 100]}, "novector": {}, "list": [1, 2]})
+    saved.update({"short": {"vector": [1.0, 2.0]}, "text": {"vector": "abc"}, "nan": {"vector": [float("nan")] * z},
+                  "nested": {"vector": [[1.0] * z]}, "novector": {}, "list": [1, 2]})
     (demo / latent.DIRECTIONS_FILE).write_text(json.dumps(saved))
-    assert list(latent.load_directions(demo, 100)) == ["good"]
+    assert list(latent.load_directions(demo, z)) == ["good"]
     at = page(LAB)
     assert not at.exception
     for amount in (1.0, -2.0):  # the editor keeps working with the one good direction
         at.slider(key="dir-good").set_value(amount).run()
         assert not at.exception and at.slider(key="dir-good").value == amount
     (demo / latent.DIRECTIONS_FILE).write_text("{not json")
-    assert latent.load_directions(demo, 100) == {}
+    assert latent.load_directions(demo, z) == {}
     assert not page(LAB).exception
-    latent.save_direction(demo, "again", torch.ones(100))  # saving still works; the damaged file is kept aside
-    assert list(latent.load_directions(demo, 100)) == ["again"]
+    latent.save_direction(demo, "again", torch.ones(z))  # saving still works; the damaged file is kept aside
+    assert list(latent.load_directions(demo, z)) == ["again"]
     assert (demo / (latent.DIRECTIONS_FILE + ".damaged")).read_text() == "{not json"
 
 
