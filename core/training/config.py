@@ -163,7 +163,7 @@ class TrainConfig:
     tensorboard: bool = option(False, "also write TensorBoard event files (the metrics and every sample grid) to "
                                "RUN/tensorboard/; needs the tensorboard package", action=argparse.BooleanOptionalAction)
     health: bool = option(True, "measure every sample grid against the real images for the health check "
-                          "(health.json, python -m core.health; about 0.2 s per grid on a CPU)",
+                          "(health.json, python -m core.health; about 0.3 s per 64 px grid on a CPU)",
                           action=argparse.BooleanOptionalAction)
     inject_nan: str = option(None, "testing aid: poison the weights after STEP (TIMES times, default 1) to "
                              "exercise NaN recovery", metavar="STEP[:TIMES]")
