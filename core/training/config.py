@@ -156,7 +156,8 @@ class TrainConfig:
     sample_kimg: float = option(4.0, "save a sample grid every N kimg", type=float)
     snapshot_kimg: float = option(50.0, "keep a full checkpoint snapshot every N kimg", type=float)
     keep_snapshots: int = option(5, "keep the newest N snapshots, deleting older ones (0 = keep all)", type=int)
-    latest_minutes: float = option(1.0, "refresh checkpoints/latest.pt at most every N minutes", type=float)
+    latest_minutes: float = option(1.0, "refresh checkpoints/latest.pt at most every N minutes, and so that "
+                                   "refreshing takes at most 1/20 of the time (0 = at every metrics line)", type=float)
     kid_kimg: float = option(None, "compute KID (Inception features, vs the real images) every N kimg and log "
                              "it; 0 = off (default: 50 on a GPU, off on a CPU, where Inception is slow)", type=float)
     kid_images: int = option(1000, "generated images per KID measurement", type=int)
