@@ -48,15 +48,19 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, stop.request)
     from core.data.imageset import DataError
     from core.runs.runfolder import RunFolder, StatusWriter
-    from core.training.config import build_parser, given_options, merge_for_resume, resolve
+    from core.training.config import build_parser, check_control_flags, given_options, merge_for_resume, resolve
 
     args = build_parser().parse_args(argv)  # bad syntax: argparse says why and exits 2
     run, given = RunFolder(args.out), given_options(args)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone writes the folder
     try:  # a new run's options are checked before its folder is made; a resume needs the folder's config
+        check_control_flags(args)
         cfg = None if args.resume else resolve(given)
         checkpointed = run.claim(args.resume) if main_rank else args.resume and run.latest.exists()
         cfg = cfg or merge_for_resume(run.read_config(), given)
+        if args.rewind is not None and not run.snapshot_path(args.rewind).exists():
+            have = ", ".join(map(str, run.snapshot_steps())) or "none"
+            raise ValueError(f"no snapshot of step {args.rewind} in {run.checkpoints} to rewind to (snapshots: {have})")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -74,7 +78,7 @@ def main(argv=None) -> int:
         log, status = rank_logging(int(os.environ["RANK"])), NullStatus()
     status.start()
     try:
-        return train(cfg, run, log, status, stop, fresh=not checkpointed)
+        return train(cfg, run, log, status, stop, fresh=not checkpointed, rewind=args.rewind, lr_scale=args.lr_scale)
     except (DataError, ValueError) as e:
         log.error("%s", e)
         return fail(status, str(e), 2)
@@ -104,7 +108,8 @@ def fail(status, message: str, code: int) -> int:
     return code
 
 
-def train(cfg, run, log: logging.Logger, status, stop: StopFlag, fresh: bool) -> int:
+def train(cfg, run, log: logging.Logger, status, stop: StopFlag, fresh: bool, rewind: int | None = None,
+          lr_scale: float | None = None) -> int:
     """Everything that needs torch: wait for the device, load, build, train, report."""
     from core.device import describe
     from core.training.distributed import Ranks
@@ -112,7 +117,7 @@ def train(cfg, run, log: logging.Logger, status, stop: StopFlag, fresh: bool) ->
 
     ranks = Ranks()
     try:
-        trainer = Trainer(cfg, run, log, status, stop, ranks, fresh)
+        trainer = Trainer(cfg, run, log, status, stop, ranks, fresh, rewind=rewind, lr_scale=lr_scale)
         ranks.start(trainer.device)
         status.update(device=describe(trainer.device), precision=trainer.precision)
         device_lock = wait_for_device(trainer, status, log)

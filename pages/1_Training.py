@@ -183,6 +183,9 @@ def health_panel(run, table) -> list[health.Finding]:
         st.markdown(f"**Is it working?** {monitor.health_badge(result.severity)}")
         for f in result.findings:
             SHOW[f.severity](f"**{plain(f.title)}**  \n{plain(f.evidence)}  \n**What to do:** {plain(f.action)}")
+            if f.rewind is not None and run.resumable and st.button(
+                    f"Rewind to step {f.rewind} with half the learning rates", key=f"rewind-{run.name}-{f.rewind}"):
+                rewind(run, f.rewind)
         if not folder.health_file.exists() and not run.active and folder.sample_steps():
             st.caption("This run has no grid measurements yet (trained before the health check), so mode "
                        "collapse and stalls are not judged.")
@@ -197,6 +200,19 @@ def health_panel(run, table) -> list[health.Finding]:
                 else:
                     st.rerun()
     return result.findings
+
+
+def rewind(run, step: int, lr_scale: float = 0.5):
+    """Back to a snapshot, with the learning rates scaled (the health check's advice: half)."""
+    try:
+        if run.active:
+            with st.spinner("Stopping: the trainer finishes its step and saves a checkpoint…"):
+                registry.stop(run.name)
+        registry.resume(run.name, rewind=step, lr_scale=lr_scale)
+    except RunError as e:
+        st.error(plain(e))
+    else:
+        st.rerun(scope="app")
 
 
 def watch_it_learn(name: str, folder, steps: list[int]):
@@ -251,6 +267,14 @@ def monitor_tab():
     st.fragment(run_every=2.0 if current.active else None)(live_view)(picked, current.state)
 
     with st.expander("Manage run"):
+        if current.resumable and (snapshots := current.folder.snapshot_steps()):
+            st.markdown("**Go back to a snapshot** and train on from there (its metric lines and grids after it "
+                        "are dropped; every snapshot stays)")
+            cols = st.columns(3, vertical_alignment="bottom")
+            step = cols[0].selectbox("Snapshot of step", snapshots[::-1], key=f"snapshot-{picked}")
+            scale = cols[1].select_slider("Learning rates x", [0.25, 0.5, 1.0], value=0.5, key=f"lr-scale-{picked}")
+            if cols[2].button("Rewind", key=f"rewind-{picked}"):
+                rewind(current, step, scale)
         loaded = st.session_state.setdefault(f"notes-loaded-{picked}", registry.notes(picked))
         notes = st.text_area("Notes", value=loaded, key=f"notes-{picked}")
         if st.button("Save notes"):

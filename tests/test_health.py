@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -68,8 +69,9 @@ def test_a_learning_rate_that_diverges(blobs, tmp_path):
     assert "healthy" not in found
 
 
-def test_a_generator_that_collapses_and_the_step_it_started(blobs, tmp_path):
-    run = train(tmp_path / "lr", blobs, "--recipe", "tutorial", "--lr-g", "0.05", "--lr-d", "0.05", "--kimg", "3")
+def test_a_generator_that_collapses_the_step_it_started_and_the_rewind_it_advises(blobs, tmp_path, runs_root):
+    run = train(runs_root / "collapsing", blobs, "--recipe", "tutorial", "--lr-g", "0.05", "--lr-d", "0.05",
+                "--kimg", "3", "--snapshot-kimg", "0.2", "--keep-snapshots", "0")
     f = findings(run)["collapse"]
     saved = json.loads((run / "health.json").read_text())
     steps = [g["step"] for g in saved["grids"]]
@@ -77,7 +79,26 @@ def test_a_generator_that_collapses_and_the_step_it_started(blobs, tmp_path):
     best = steps[int(np.argmax(colours))]
     assert f.severity == "problem" and best < f.steps[0] <= f.steps[1] == steps[-1]
     assert colours[-1] < 0.5 * saved["real"]["colours"]  # what the finding says, in the numbers
-    assert f"before step {f.steps[0]}" in f.action
+    # The advice: the newest snapshot from before the fall, with half the learning rates.
+    assert f.rewind == max(s for s in steps if s < f.steps[0])  # snapshots fall on the grid steps here
+    assert f"--rewind {f.rewind} --lr-scale 0.5" in f.action
+
+    # Taken from the Monitor's button: a real trainer goes back and trains on at half the rates.
+    at = AppTest.from_file(str(REPO / "pages" / "1_Training.py"), default_timeout=60).run()
+    at.button(key=f"rewind-collapsing-{f.rewind}").click().run()
+    assert not at.exception
+    deadline = time.monotonic() + 120
+    while json.loads((run / "status.json").read_text())["state"] != "finished" or "continuing from step" not in (
+            run / "train.log").read_text():
+        assert time.monotonic() < deadline, "the rewound run did not finish"
+        time.sleep(0.5)
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # one line per step, none twice
+    assert {r["lr"] for r in rows if r["step"] <= f.rewind} == {0.05}
+    assert {r["lr"] for r in rows if r["step"] > f.rewind} == {0.025}
+    again = json.loads((run / "health.json").read_text())
+    assert [g["step"] for g in again["grids"]] == saved_grid_steps(run) == steps  # later grids redone
+    assert again["grids"][:steps.index(f.rewind) + 1] == saved["grids"][:steps.index(f.rewind) + 1]
 
 
 def test_three_images_are_memorised(tmp_path):

@@ -44,6 +44,19 @@ def test_curves_from_the_incremental_table_match_a_full_read(tmp_path):
     assert len(fig.data) == sum(len(keys) for _, keys in monitor.PANELS)
 
 
+def test_the_steps_a_finding_questions_are_shaded_on_every_panel():
+    from core.health import Finding
+    table = monitor.table_from_rows([{"step": s, "kimg": s / 100, "loss_d": 1.0} for s in range(10, 510, 10)])
+    findings = [Finding("collapse", "problem", "t", "e", "a", (100, 300)), Finding("healthy", "ok", "t", "e", "a")]
+    marks = monitor.health_marks(findings, table)
+    assert marks == [(1.0, 3.0, "problem")]
+    fig = monitor.training_figure(table, marks=marks)
+    shapes = fig.layout.shapes
+    assert len(shapes) == len(monitor.PANELS)
+    assert [(s.x0, s.x1) for s in shapes] == [(1.0, 3.0)] * len(monitor.PANELS)
+    assert {s.yref for s in shapes} == {"y domain"} | {f"y{i} domain" for i in range(2, len(monitor.PANELS) + 1)}
+
+
 def test_grids_gif_has_one_frame_per_grid(tmp_path):
     paths = []
     for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):

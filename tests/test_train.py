@@ -98,6 +98,39 @@ def test_resume_continues_exactly(image_folder, tmp_path):
     assert read_json(resumed / "status.json")["state"] == "finished"
 
 
+def test_rewind_to_a_snapshot_replays_exactly_or_with_other_learning_rates(image_folder, tmp_path):
+    run = tmp_path / "run"
+    options = [*TINY, "--sample-kimg", "0.08", "--keep-snapshots", "0", "--kimg", "0.4"]  # snapshots at 25, 50
+    assert run_trainer("--data", image_folder, "--out", run, *options).returncode == 0
+    rows, end = read_jsonl(run / "metrics.jsonl"), checkpoint.load(run / "checkpoints" / "latest.pt")
+    grids = {p.name: p.read_bytes() for p in (run / "samples").glob("step-*.png")}
+
+    same = run_trainer("--out", run, "--resume", "--rewind", "25", "--lr-scale", "1")
+    assert same.returncode == 0, same.stderr
+    assert "continuing from step 25 (0.20 kimg) (rewound)" in (run / "train.log").read_text()
+    replay = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in replay] == [r["step"] for r in rows] == [10, 20, 30, 40, 50]
+    for ra, rb in zip(rows, replay):
+        for key in ("loss_d", "loss_g", "d_real", "d_fake", "r1", "aug_p", "lr"):
+            assert ra[key] == rb[key], (ra["step"], key)
+    assert _weights_equal(end["G"], checkpoint.load(run / "checkpoints" / "latest.pt")["G"])
+    assert {p.name: p.read_bytes() for p in (run / "samples").glob("step-*.png")} == grids
+
+    half = run_trainer("--out", run, "--resume", "--rewind", "25", "--lr-scale", "0.5")
+    assert half.returncode == 0, half.stderr
+    assert [(r["step"], r["lr"]) for r in read_jsonl(run / "metrics.jsonl")] == [
+        (10, 2e-4), (20, 2e-4), (30, 1e-4), (40, 1e-4), (50, 1e-4)]
+    assert read_json(run / "status.json")["lr_scale"] == 0.5
+    assert sorted(p.name for p in (run / "checkpoints").glob("step-*.pt")) == ["step-00000025.pt", "step-00000050.pt"]
+
+    refused = {"to rewind to (snapshots: 25, 50)": ["--out", run, "--resume", "--rewind", "7"],
+               "add --resume": ["--data", image_folder, "--out", tmp_path / "new", *TINY, "--rewind", "25"],
+               "--lr-scale 0.0 is not between": ["--out", run, "--resume", "--lr-scale", "0"]}
+    for message, args in refused.items():
+        result = run_trainer(*args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
 def test_resume_refuses_changed_settings(image_folder, tmp_path):
     run = tmp_path / "run"
     assert run_trainer("--data", image_folder, "--out", run, *TINY, "--kimg", "0.08").returncode == 0

@@ -147,7 +147,7 @@ def training_figure(table: dict[str, np.ndarray], smoothing: float = 0.0, log_y:
         for i in range(len(PANELS)):
             axis = "" if i == 0 else str(i + 1)
             fig.add_vrect(x0=lo, x1=hi, fillcolor=HEALTH_SHADES[severity], line_width=0, layer="below",
-                          xref=f"x{axis}", yref=f"y{axis} domain")
+                          xref=f"x{axis}", yref=f"y{axis}")  # add_vrect spans the whole panel ("domain") itself
     if log_y:
         fig.update_yaxes(type="log")
     return fig

@@ -49,7 +49,8 @@ def assess(run_dir: Path | str, table: dict[str, np.ndarray] | None = None, meas
     real = saved.get("real") if isinstance(saved.get("real"), dict) else None
     if table is None:
         table = MetricsTail(run.metrics_file).table()
-    evidence = Evidence(table=table, status=run.read_status(), config=run.read_config(), grids=grid_rows, real=real)
+    evidence = Evidence(table=table, status=run.read_status(), config=run.read_config(), grids=grid_rows, real=real,
+                        snapshots=run.snapshot_steps())
     return Assessment(diagnose(evidence), grid_rows, real)
 
 

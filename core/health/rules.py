@@ -6,7 +6,7 @@ sigmoid of its logits as metrics.jsonl logs them (d_real, d_fake), r_t is ADA's
 E[sign(D(real))] (for r3gan, how often a real beats its paired fake).
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class Finding:
     evidence: str      # the numbers and the steps they cover
     action: str        # one concrete thing to do
     steps: tuple[int, int] | None = None  # the steps in question, to mark on the curves
+    rewind: int | None = None  # the snapshot step the action goes back to (--rewind), if any
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +67,7 @@ class Evidence:
     config: dict
     grids: list[dict]             # per grid: step, kimg and grids.stats(); oldest first
     real: dict | None             # grids.stats() of the real images
+    snapshots: list[int] = field(default_factory=list)  # steps of the run's snapshots (to rewind to)
 
     def col(self, key: str) -> np.ndarray:
         return self.table.get(key, np.full(len(self.steps), np.nan))
@@ -85,6 +87,16 @@ class Evidence:
 
     def kimg(self) -> float:
         return float(self.status.get("kimg") or (self.col("kimg")[-1] if len(self.steps) else 0.0))
+
+
+def _rewind(ev: Evidence, before: int) -> int | None:
+    """The newest snapshot from before `before`: where a rewind should go."""
+    return max((s for s in ev.snapshots if s < before), default=None)
+
+
+def _rewind_text(step: int, why: str) -> str:
+    return (f"Rewind to the snapshot of step {step}, {why}, with half the learning rates (the Monitor's button, "
+            f"or `python -m core.train --out RUN --resume --rewind {step} --lr-scale 0.5`).")
 
 
 def _mean(x: np.ndarray) -> float:
@@ -154,12 +166,14 @@ def divergence(ev: Evidence) -> list[Finding]:
     runaway = _mean(loss_g[lately]) > G_RUNAWAY * max(float(np.nanmedian(loss_g)), 1e-6)
     where = _steps_text(ev.span(lately))
     if d_fake < D_FAKE_FLOOR and (runaway or d_real > 1 - D_FAKE_FLOOR):
+        snapshot = _rewind(ev, ev.span(lately)[0])
         found.append(Finding(
             "divergence", "problem", "D rejects every generated image: G no longer learns",
             f"D(real) {d_real:.3f}, D(fake) {d_fake:.3f} and G's loss {_mean(loss_g[lately]):.2f} (its median "
             f"over the run: {np.nanmedian(loss_g):.2f}) over {where}.",
+            _rewind_text(snapshot, "from before these steps") if snapshot is not None else
             "Resuming will not fix it: start a new run with lower learning rates (--lr-g, --lr-d 1e-4), R1 "
-            "(the small-data recipe) or more augmentation.", ev.span(lately)))
+            "(the small-data recipe) or more augmentation.", ev.span(lately), snapshot))
     elif abs(d_real - d_fake) < D_CHANCE_GAP and _mean(ev.col("rt")[lately]) < D_CHANCE_RT:
         found.append(Finding(
             "divergence", "warning", "D no longer tells real images from generated ones",
@@ -200,14 +214,16 @@ def collapse(ev: Evidence) -> list[Finding]:
         best, now = int(np.argmax(ratio)), ratio[-1]
         if now < COLLAPSED and now < COLLAPSE_DROP * ratio[best]:
             start = next(g for g, r in zip(ev.grids[best + 1:], ratio[best + 1:]) if r < COLLAPSE_DROP * ratio[best])
+            snapshot = _rewind(ev, start["step"])
             return [Finding(
                 "collapse", "problem", f"Mode collapse: the samples are losing their variety of {what}",
                 f"The fixed-latent grid's variety of {what} fell from {ratio[best]:.2f} of the real images' at step "
                 f"{ev.grids[best]['step']} to {now:.2f} at step {last['step']}; it started falling at step "
                 f"{start['step']}.",
-                f"Go back to a snapshot from before step {start['step']} (the Latent Lab can open it) and train a "
-                "new run with lower learning rates (--lr-g, --lr-d 1e-4) or a recipe with R1 (small-data).",
-                (int(start["step"]), int(last["step"])))]
+                _rewind_text(snapshot, "from before the fall") if snapshot is not None else
+                f"No snapshot from before step {start['step']} to go back to (--snapshot-kimg sets how often they are "
+                "kept): train a new run with lower learning rates (--lr-g, --lr-d 1e-4) or a recipe with R1 "
+                "(small-data).", (int(start["step"]), int(last["step"])), snapshot)]
         if now < LOW_VARIETY and ev.kimg() >= LOW_VARIETY_KIMG:
             return [Finding(
                 "collapse", "warning", f"The samples have less variety of {what} than the data",

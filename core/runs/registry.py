@@ -109,9 +109,12 @@ class Registry:
             raise RunError(f"a run named {name!r} already exists")
         return self._launch(path, trainer_args(options), processes)
 
-    def resume(self, name: str, options: dict | None = None) -> Run:
+    def resume(self, name: str, options: dict | None = None, rewind: int | None = None,
+               lr_scale: float | None = None) -> Run:
         """Continue a stopped, finished, failed or crashed run (longer with kimg/minutes); one that
-        stopped before its first checkpoint starts over with its settings."""
+        stopped before its first checkpoint starts over with its settings. `rewind`: from the
+        snapshot of that step instead; `lr_scale`: multiply the learning rates (the trainer's
+        --rewind and --lr-scale)."""
         run = self.get(name)
         if run.active:
             raise RunError(f"{name} is {run.state}; stop it first")
@@ -123,7 +126,9 @@ class Registry:
         processes = runtime.get("world_size", 1) if isinstance(runtime, dict) else 1  # as many as it trained with
         if not isinstance(processes, int) or not 1 <= processes <= (os.cpu_count() or 1):
             processes = 1  # a damaged or edited config.json must not start thousands of trainers
-        return self._launch(run.path, ["--resume", *trainer_args(options or {})], processes)
+        course = (["--rewind", str(int(rewind))] if rewind is not None else []) + (
+            ["--lr-scale", str(float(lr_scale))] if lr_scale is not None else [])
+        return self._launch(run.path, ["--resume", *course, *trainer_args(options or {})], processes)
 
     def _launch(self, path: Path, args: list[str], processes: int = 1) -> Run:
         """Start a trainer and wait until it has claimed the folder (its first status), or refused."""

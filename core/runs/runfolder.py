@@ -273,6 +273,12 @@ class RunFolder:
     def snapshot_steps(self) -> list[int]:
         return _steps_in(self.checkpoints, "pt")
 
+    def drop_samples_after(self, step: int) -> None:
+        """A rewound run: the grids of the steps it goes back over."""
+        for later in self.sample_steps():
+            if later > step:
+                self.sample_path(later).unlink(missing_ok=True)
+
     def prune_snapshots(self, keep: int) -> list[int]:
         """Delete all but the newest `keep` snapshots (0 = keep all); returns the steps deleted."""
         old = self.snapshot_steps()[:-keep] if keep else []

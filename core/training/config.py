@@ -357,9 +357,25 @@ def build_parser() -> argparse.ArgumentParser:
         (groups[group] if group else p).add_argument("--" + f.name.replace("_", "-"), help=text, **meta)
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped (from the "
                    "start, with its saved settings, if it stopped before its first checkpoint)")
+    p.add_argument("--rewind", type=int, metavar="STEP", help="with --resume: continue from the snapshot of step "
+                   "STEP (checkpoints/step-STEP.pt) instead; metric lines and sample grids after it are dropped, "
+                   "later snapshots kept (say, to go back to before a mode collapse)")
+    p.add_argument("--lr-scale", type=float, metavar="X", help="with --resume: multiply both learning rates by X "
+                   "from here on (say 0.5 after a collapse or divergence)")
     return p
 
 
 def given_options(args: argparse.Namespace) -> dict:
     """The settings the user actually typed (everything not None), minus control flags."""
-    return {k: v for k, v in vars(args).items() if v is not None and k != "resume"}
+    return {k: v for k, v in vars(args).items() if v is not None and k not in CONTROL_FLAGS}
+
+
+CONTROL_FLAGS = {"resume", "rewind", "lr_scale"}  # how to continue a run, not settings of it
+
+
+def check_control_flags(args: argparse.Namespace) -> None:
+    """--rewind and --lr-scale only continue a run; raises ValueError with the reason."""
+    if (args.rewind is not None or args.lr_scale is not None) and not args.resume:
+        raise ValueError("--rewind and --lr-scale continue a run: add --resume")
+    if args.lr_scale is not None and not 1e-4 <= args.lr_scale <= 1e2:  # NaN fails this too
+        raise ValueError(f"--lr-scale {args.lr_scale} is not between 0.0001 and 100")

@@ -41,8 +41,9 @@ class TrainingDiverged(RuntimeError):
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, run: RunFolder, log: logging.Logger, status, stop, ranks: Ranks,
-                 fresh: bool):
-        """fresh: a new run (write the fixed latents and the first grid); else restore run.latest."""
+                 fresh: bool, rewind: int | None = None, lr_scale: float | None = None):
+        """fresh: a new run (write the fixed latents and the first grid); else restore run.latest, or
+        with `rewind` the snapshot of that step; `lr_scale` then multiplies the learning rates."""
         self.cfg, self.run, self.log, self.status, self.stop, self.ranks = cfg, run, log, status, stop, ranks
         if cfg.batch % ranks.world:
             raise ValueError(f"--batch {cfg.batch} must be divisible by the {ranks.world} processes")
@@ -56,7 +57,7 @@ class Trainer:
         self.pending_kid = None  # the last KID, written with the next metrics line
         self.health = None       # measures each grid for health.json (main process only)
         self.events = None       # TensorBoard event files, with --tensorboard (main process only)
-        self.fresh = fresh
+        self.fresh, self.rewind, self.lr_scale = fresh, rewind, lr_scale
 
     # -- setup -------------------------------------------------------------------------
     def load_data(self):
@@ -135,7 +136,9 @@ class Trainer:
             self.save_samples()
             self.save_checkpoint()  # step 0: a good checkpoint to fall back to from the start
         else:
-            self.restore()
+            self.restore(None if self.rewind is None else self.run.snapshot_path(self.rewind))
+            if self.rewind is not None or self.lr_scale is not None:
+                self.change_course()
             self.open_events(resumed_at=self.counters.step)
             self.log.info("resumed at step %d (%.2f kimg)", self.counters.step, self.counters.nimg / 1000)
 
@@ -349,9 +352,23 @@ class Trainer:
                 self.log.info("deleted snapshots of steps %s (--keep-snapshots %d)",
                               ", ".join(map(str, pruned)), self.cfg.keep_snapshots)
 
-    def restore(self):
-        """Back to run.latest: the saved state, its learning-rate scale, and its metric lines."""
-        state.restore(self, self.run.latest)
+    def change_course(self):
+        """--rewind / --lr-scale: the grids after the restored step go (a branch no longer taken),
+        the new learning rates apply, and latest.pt holds the new start at once."""
+        c = self.counters
+        if self.lr_scale is not None:
+            c.lr_scale *= self.lr_scale
+            self.apply_lr_scale()
+            self.status.update(lr_scale=c.lr_scale)
+        if self.ranks.main:
+            self.run.drop_samples_after(c.step)
+        self.log.info("continuing from step %d (%.2f kimg)%s, learning rates x%g", c.step, c.nimg / 1000,
+                      " (rewound)" if self.rewind is not None else "", c.lr_scale)
+        self.save_checkpoint()
+
+    def restore(self, path=None):
+        """Back to run.latest (or `path`): the saved state, its learning-rate scale, and its metric lines."""
+        state.restore(self, path or self.run.latest)
         self.apply_lr_scale()
         self.seed_ranks(self.counters.step)
         if self.ranks.main:
