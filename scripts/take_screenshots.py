@@ -41,7 +41,8 @@ def main():
             page.wait_for_timeout(args.wait_ms)
             out = str(args.out_dir / f"{name}.png")
             if box:
-                page.locator("[data-testid=stVerticalBlockBorderWrapper]", has_text=box).first.screenshot(path=out)
+                # A bordered container is a vertical block; the innermost one holding TEXT is the last.
+                page.locator("[data-testid=stVerticalBlock]", has_text=box).last.screenshot(path=out)
             else:
                 page.screenshot(path=out, full_page=True)
             print(f"saved {args.out_dir / f'{name}.png'}")
