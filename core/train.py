@@ -142,6 +142,7 @@ def train(cfg, run, log: logging.Logger, status, stop: StopFlag, fresh: bool, re
                      message="stopped; resume to continue" if state == "stopped" else "finished")
         if device_lock:
             device_lock.release()
+        ranks.barrier()  # leave together: a rank tearing down gloo while another is still busy can abort
         return 0
     finally:
         ranks.close()

@@ -13,7 +13,6 @@ from core.training.config import (
     ARCHS,
     AUG_MODES,
     AUG_P,
-    DEFAULT_RECIPE,
     DEFAULTS,
     DISCS,
     HELP,
@@ -21,6 +20,8 @@ from core.training.config import (
     RECIPE_HELP,
     RECIPES,
     RESOLUTIONS,
+    default_recipe,
+    default_text,
     preset,
 )
 from ui import monitor
@@ -35,6 +36,7 @@ st.set_page_config(page_title="Training · GANscope", page_icon="🔭", layout="
 local_only()  # refuses to work when the app listens beyond this machine uninvited
 registry = get_registry()
 TABS = ["Monitor", "New run", "Compare"]
+HOLDOUT_CHOICES = [0.0, 0.05, 0.1, 0.2]
 
 apply_pending()  # a run just launched (here or on Home) opens on its monitor
 
@@ -69,8 +71,10 @@ def new_run_form():
         upload = st.file_uploader("Zip of images (subfolders become classes)", type=["zip"], key="new-zip")
     left, mid, right = st.columns(3)
     res = left.selectbox("Resolution", RESOLUTIONS, index=RESOLUTIONS.index(DEFAULTS["res"]), key="new-res", **KEPT)
-    recipe = mid.selectbox("Recipe", list(RECIPES), index=list(RECIPES).index(DEFAULT_RECIPE), key="new-recipe",
-                           **KEPT, help="  \n".join(f"**{k}**: {v}." for k, v in RECIPE_HELP.items()))
+    follow_default("new-recipe", default_recipe(res))  # the size's best recipe until the user picks one
+    recipe = mid.selectbox("Recipe", list(RECIPES), key="new-recipe", **KEPT,
+                           help="  \n".join([f"**{k}**: {v}." for k, v in RECIPE_HELP.items()]
+                                            + [f"Default: {default_text('recipe')}."]))
     keep_valid("new-arch", ["recipe's", *ARCHS], "recipe's")
     arch = right.selectbox("Generator", ["recipe's", *ARCHS], key="new-arch", **KEPT, help=HELP["arch"])
     arch = None if arch == "recipe's" else arch
@@ -102,6 +106,8 @@ def new_run_form():
     compile_ = right.checkbox("Compile the networks (torch.compile)", key="new-compile", **KEPT, help=HELP["compile"])
     tensorboard = right.checkbox("Also write TensorBoard event files", key="new-tensorboard", **KEPT,
                                  help=HELP["tensorboard"])
+    holdout = left.select_slider("Keep back for the copying test", HOLDOUT_CHOICES, value=DEFAULTS["holdout"],
+                                 format_func=lambda v: f"{v:.0%}", key="new-holdout", **KEPT, help=HELP["holdout"])
     follow_default("run-name", suggested_name(data_name, res, time.strftime("%m%d-%H%M")))
     name = st.text_input("Run name", key="run-name", **KEPT)
     if st.button("Launch", type="primary"):
@@ -109,8 +115,8 @@ def new_run_form():
                       recipe=recipe, arch=arch, disc=disc, loss=loss, batch=batch, length_unit=unit,
                       length=float(length),
                       aug=None if aug == "recipe's" else aug, aug_p=aug_p, seed=seed, cond=cond, device=device,
-                      compile=compile_, tensorboard=tensorboard, zip_name=upload.name if upload else "",
-                      zip_bytes=upload.getvalue() if upload else None)
+                      compile=compile_, tensorboard=tensorboard, holdout=holdout,
+                      zip_name=upload.name if upload else "", zip_bytes=upload.getvalue() if upload else None)
         options, errors = validate(form, registry)
         for error in errors:
             st.error(plain(error))

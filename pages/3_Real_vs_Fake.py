@@ -1,13 +1,20 @@
-"""Real vs Fake: side by side, nearest real image of each fake, a blind quiz, quality metrics."""
+"""Real vs Fake: side by side, nearest real image of each fake, a copying test, a blind quiz, quality metrics."""
 import random
 
 import numpy as np
 import streamlit as st
 
-from core.evaluation import evaluate, metrics
+from core.evaluation import copying, evaluate, metrics
 from core.grid import make_grid
 from ui import monitor
-from ui.embedding import fake_features, fake_images_of, real_features, real_images_of, share_cpu_with_training
+from ui.embedding import (
+    fake_features,
+    fake_images_of,
+    held_out_of,
+    real_features,
+    real_images_of,
+    share_cpu_with_training,
+)
 from ui.guard import local_only
 from ui.links import linked, notice
 from ui.pickers import load_or_stop, pick_run_and_checkpoint
@@ -24,9 +31,9 @@ G, info = load_or_stop(path)
 mtime = path.stat().st_mtime
 
 
-@st.cache_data(max_entries=8, show_spinner="Finding the near-copy threshold…")
-def copy_threshold(key: str, _feats) -> float:
-    return evaluate.copy_threshold(_feats)
+@st.cache_data(max_entries=8, show_spinner="Calibrating the near-copy check…")
+def copy_reference(key: str, _train, _held) -> copying.CopyReference:
+    return copying.CopyReference.build(_train, _held)
 
 
 real_images, real_labels, class_names, data_key = real_images_of(str(run.path))
@@ -59,25 +66,61 @@ def side_by_side():
 
 def nearest_real():
     st.caption("For each generated image, its three nearest training images in EfficientNet-Lite0 feature "
-               "space, closest first. A fake nearer to a training image than 98% of training images are to "
-               "their own nearest neighbour is flagged as a likely copy: with small data sets, a GAN that "
-               "memorises shows up here first.")
+               "space, closest first. A generated image is flagged as a likely copy when it comes closer to a "
+               "training image (measured against that image's own nearest neighbour) than all but 2% of new "
+               "real images of the same kind do: the run's held-out images, or for a run without them, each "
+               "training image to the others. With small data sets, a GAN that memorises shows up here first.")
     feats = real_features(data_key, real_images)
-    threshold = copy_threshold(data_key, feats)
+    held = held_out_of(str(run.path))
+    held_feats = None if held is None else real_features(held[1], held[0])
+    reference = copy_reference(f"{data_key}|{held and held[1]}", feats, held_feats)
     fake_feats = fake_features(f"{path}#{shuffle}", mtime, fakes[fake_pick])
     idx, dist = metrics.nearest(feats, fake_feats, k=3)
+    flags = reference.flags(fake_feats)
     order = np.argsort(dist[:, 0])
-    flagged = int((dist[:, 0] < threshold).sum())
-    (st.warning if flagged else st.success)(
-        f"{flagged} of {len(fake_pick)} generated images are likely near-copies of training images "
-        f"(threshold {threshold:.2f}).")
+    (st.warning if flags.any() else st.success)(
+        f"{int(flags.sum())} of {len(fake_pick)} generated images are likely near-copies of training images "
+        f"(calibrated on the {reference.reference} images).")
     for row in order[: min(16, len(order))]:
         cols = st.columns([1, 1, 1, 1, 2])
         cols[0].image(fakes[fake_pick][row], caption="generated", width="stretch")
         for j in range(3):
             cols[j + 1].image(real_images[idx[row, j]], caption=f"d = {dist[row, j]:.2f}", width="stretch")
-        if dist[row, 0] < threshold:
+        if flags[row]:
             cols[4].error("likely copy")
+
+
+def copying_test():
+    st.caption("Is the generator copying its training images, as a whole? Three numbers on EfficientNet-Lite0 "
+               "features of many generated images, computed on demand and saved in the run folder. **Near-copies**: "
+               "the share flagged as in *Nearest real image* (about 2% for new images). **Authenticity** (Alaa et "
+               "al. 2022): the share of generated images that are no closer to their nearest training image than "
+               "that image's own nearest neighbour is; compare it with the held-out images' own share. **C_T** "
+               "(Meehan et al. 2020): per region of the data, are generated images closer to the training images "
+               "than held-out images are? Near 0: like new images; below -3: copying; above 3: not yet as close "
+               "to your images as new ones (an undertrained generator).")
+    n = linked(st.select_slider, "Generated images", [250, 500, 1000, 2000], value=1000, key="copy-n")
+    if st.button(f"Test {path.name} for copying"):
+        share_cpu_with_training()
+        bar, eta = st.progress(0.0, text="starting…"), monitor.Eta()
+        try:
+            result = evaluate.copying_report(run.path, path.name, n=n, progress=lambda f, t: bar.progress(
+                min(f, 1.0), text=f"{t} · {eta.text(f)}"))
+        except ValueError as e:
+            st.error(plain(e))
+        else:
+            for line in evaluate.copying_in_words(result):
+                st.markdown(f"- {plain(line)}")
+        bar.empty()
+    saved = evaluate.load_copying(run.path)
+    if saved:
+        st.dataframe([{"checkpoint": name, "kimg": round(r["kimg"], 1), "images": r["n_fake"],
+                       "near-copies": f"{r['near_copies']:.1%}", "authenticity": f"{r['authenticity']:.2f}",
+                       "held-out authenticity": "" if r["authenticity_held_out"] is None else
+                       f"{r['authenticity_held_out']:.2f}",
+                       "C_T": "" if r["c_t"] is None else f"{r['c_t']:.2f}"}
+                      for name, r in sorted(saved.items(), key=lambda kv: kv[1]["kimg"])],
+                     hide_index=True, width="stretch")
 
 
 def quiz():
@@ -146,7 +189,8 @@ def quality_metrics():
                 for k, r in sorted(references.items(), key=lambda kv: int(kv[0]))))
 
 
-TABS = {"Side by side": side_by_side, "Nearest real image": nearest_real, "Quiz": quiz, "Metrics": quality_metrics}
+TABS = {"Side by side": side_by_side, "Nearest real image": nearest_real, "Copying test": copying_test, "Quiz": quiz,
+        "Metrics": quality_metrics}
 # Only the open tab runs (the tabs keep their state): embedding for the nearest-image check waits
 # until someone looks at it.
 for tab, draw in zip(linked(st.tabs, list(TABS), key="compare-tab"), TABS.values()):

@@ -36,7 +36,7 @@ def open_tab(at, name):
 def test_real_vs_fake_page(tiny_run):
     at = page(REAL_VS_FAKE)
     assert not at.exception
-    assert [t.label for t in at.tabs] == ["Side by side", "Nearest real image", "Quiz", "Metrics"]
+    assert [t.label for t in at.tabs] == ["Side by side", "Nearest real image", "Copying test", "Quiz", "Metrics"]
     assert by_label(at.selectbox, "Class").options == ["all", "cats", "dogs"]
     open_tab(at, "Nearest real image")
     messages = [m.value for m in at.success] + [m.value for m in at.warning]
@@ -59,6 +59,24 @@ def test_real_vs_fake_page(tiny_run):
     reference = json.loads((tiny_run / "evals" / "reference.json").read_text())["100"]
     assert reference["untrained"]["kid"] > reference["real_vs_real"]["kid"]
     assert any("of the way to real" in m.value for m in at.markdown)
+
+
+def test_the_copying_test_per_checkpoint_against_held_out_images(runs_root, tmp_path):
+    data = make_images(tmp_path / "images", 220, classes=())
+    run = train_tiny_run(runs_root / "held", data, "--snapshot-kimg", "0.04")
+    at = open_tab(page(REAL_VS_FAKE), "Nearest real image")
+    assert any("calibrated on the held-out images" in m.value for m in [*at.success, *at.warning])
+    open_tab(at, "Copying test")
+    for checkpoint, detour in (("step-00000005.pt", 500), ("latest.pt", 1000)):  # the last choice counts
+        by_label(at.selectbox, "Checkpoint").set_value(checkpoint).run()
+        for n in (detour, 250):
+            by_label(at.select_slider, "Generated images").set_value(n).run()
+        by_label(at.button, f"Test {checkpoint} for copying").click().run()
+        assert not at.exception
+        saved = json.loads((run / "evals" / "copying.json").read_text())[checkpoint]
+        assert saved["n_fake"] == n and saved["n_held_out"] == 22 and saved["c_t"] is not None
+        assert any(f"C_T {saved['c_t']:.2f} over 1 region of" in m.value.replace("\\", "") for m in at.markdown)
+    assert list(at.dataframe[0].value["checkpoint"]) == ["step-00000005.pt", "latest.pt"]
 
 
 def test_map_page_pca(tiny_run):

@@ -11,6 +11,14 @@ def test_the_default_is_the_projected_recipe():
     assert (cfg.aug, cfg.aug_p, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("fixed", 1.0, 0.0, 5.0, 0.0, 0.99)
 
 
+def test_the_default_recipe_follows_the_image_size():
+    assert resolve({"res": 32}).recipe == "small-data"  # ImageNet features see 32 px poorly (README bench)
+    assert resolve({"res": 32}).arch == "dcgan"
+    assert [resolve({"res": res}).recipe for res in (64, 128)] == ["projected", "projected"]
+    assert resolve({"res": 32, "recipe": "projected"}).arch == "fastgan"  # asked for: kept
+    assert resolve({"res": 128, "recipe": "tutorial"}).recipe == "tutorial"
+
+
 def test_the_small_data_recipe_on_the_tutorials_networks():
     cfg = resolve({"recipe": "small-data"})
     assert (cfg.arch, cfg.disc, cfg.channels, cfg.z_dim, cfg.batch) == ("dcgan", "dcgan", 64, 100, 64)

@@ -16,8 +16,9 @@ from conftest import REPO, make_images, read_jsonl, run_trainer, shown
 from streamlit.testing.v1 import AppTest
 
 from core.grid import make_grid
-from core.health import assess, grids
+from core.health import assess, grids, snapshots_to_spare
 from core.health.rules import SEVERITIES
+from core.runs.runfolder import RunFolder
 
 # 32 px, a few channels, a grid every 25 steps: a few seconds per run.
 BASE = ["--res", "32", "--batch", "8", "--channels", "8", "--log-every", "10", "--sample-kimg", "0.2",
@@ -71,7 +72,7 @@ def test_a_learning_rate_that_diverges(blobs, tmp_path):
 
 def test_a_generator_that_collapses_the_step_it_started_and_the_rewind_it_advises(blobs, tmp_path, runs_root):
     run = train(runs_root / "collapsing", blobs, "--recipe", "tutorial", "--lr-g", "0.05", "--lr-d", "0.05",
-                "--kimg", "3", "--snapshot-kimg", "0.2", "--keep-snapshots", "0")
+                "--kimg", "3", "--snapshot-kimg", "0.2", "--keep-snapshots", "2")
     f = findings(run)["collapse"]
     saved = json.loads((run / "health.json").read_text())
     steps = [g["step"] for g in saved["grids"]]
@@ -79,8 +80,11 @@ def test_a_generator_that_collapses_the_step_it_started_and_the_rewind_it_advise
     best = steps[int(np.argmax(colours))]
     assert f.severity == "problem" and best < f.steps[0] <= f.steps[1] == steps[-1]
     assert colours[-1] < 0.5 * saved["real"]["colours"]  # what the finding says, in the numbers
-    # The advice: the newest snapshot from before the fall, with half the learning rates.
-    assert f.rewind == max(s for s in steps if s < f.steps[0])  # snapshots fall on the grid steps here
+    # The advice: a snapshot from before the fall (the newest one kept), with half the learning rates.
+    # --keep-snapshots 2 deleted most of them, but not the one at the most varied grid.
+    kept = RunFolder(run).snapshot_steps()
+    assert len(kept) < len(steps) and best in kept  # snapshots fall on the grid steps here
+    assert f.rewind == max(s for s in kept if s < f.steps[0]) >= best
     assert f"--rewind {f.rewind} --lr-scale 0.5" in f.action
 
     # Taken from the Monitor's button: a real trainer goes back and trains on at half the rates.
@@ -99,6 +103,41 @@ def test_a_generator_that_collapses_the_step_it_started_and_the_rewind_it_advise
     again = json.loads((run / "health.json").read_text())
     assert [g["step"] for g in again["grids"]] == saved_grid_steps(run) == steps  # later grids redone
     assert again["grids"][:steps.index(f.rewind) + 1] == saved["grids"][:steps.index(f.rewind) + 1]
+
+
+def test_pruning_spares_the_snapshots_the_health_check_may_advise(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.create()
+    for step in range(10, 90, 10):
+        run.snapshot_path(step).write_bytes(b"x")
+    grids = [{"step": s, "colours": c, "shapes": h} for s, c, h in ((15, 0.1, 5), (35, 0.4, 9), (55, 0.2, 20),
+                                                                    (75, 0.1, 3))]
+    run.write_health({"grids": grids, "findings": [{"kind": "divergence", "rewind": 20}, {"kind": "healthy"}]})
+    assert snapshots_to_spare(run.path) == {20, 30, 50}  # advised; at or before the most colours, shapes
+    assert run.prune_snapshots(2, snapshots_to_spare(run.path)) == [10, 40, 60]
+    assert run.snapshot_steps() == [20, 30, 50, 70, 80]
+
+
+def test_manage_run_rewinds_to_the_snapshot_and_scale_picked_last(blobs, runs_root):
+    run = train(runs_root / "long", blobs, "--recipe", "small-data", "--kimg", "0.6", "--snapshot-kimg", "0.2",
+                "--keep-snapshots", "0", "--no-health")
+    at = AppTest.from_file(str(REPO / "pages" / "1_Training.py"), default_timeout=60).run()
+    snapshot, scale = at.selectbox(key="snapshot-long"), at.select_slider(key="lr-scale-long")
+    assert snapshot.options == ["75", "50", "25"] and scale.value == 0.5  # newest first; half by default
+    for step, x in ((50, 1.0), (25, 0.5), (25, 0.25)):  # changed several times: the last choice counts
+        snapshot.set_value(step).run()
+        scale.set_value(x).run()
+        assert (at.selectbox(key="snapshot-long").value, at.select_slider(key="lr-scale-long").value) == (step, x)
+    at.button(key="rewind-long").click().run()
+    assert not at.exception
+    deadline = time.monotonic() + 120
+    while json.loads((run / "status.json").read_text())["state"] != "finished" or "continuing from step 25" not in (
+            run / "train.log").read_text():
+        assert time.monotonic() < deadline, "the rewound run did not finish"
+        time.sleep(0.5)
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert {r["lr"] for r in rows if r["step"] <= 25} == {2e-4}
+    assert {r["lr"] for r in rows if r["step"] > 25} == {5e-5} and rows[-1]["step"] == 75
 
 
 def test_three_images_are_memorised(tmp_path):

@@ -147,6 +147,23 @@ def test_new_run_form_launches_a_run(runs_root, tmp_path):
     assert registry.stop("from-form").state in ("stopped", "failed")
 
 
+def test_new_run_forms_recipe_follows_the_resolution_until_picked(runs_root):
+    at = app(TRAINING, "New run").run()
+    recipe, batch = (lambda: by_label(at.selectbox, "Recipe").value), (lambda: by_label(at.number_input,
+                                                                                        "Batch size").value)
+    assert (recipe(), batch()) == ("projected", 16)
+    for res, expected in ((32, ("small-data", 64)), (128, ("projected", 16)), (32, ("small-data", 64)),
+                          (64, ("projected", 16))):  # several changes in a row: each one counts
+        by_label(at.selectbox, "Resolution").set_value(res).run()
+        assert (recipe(), batch()) == expected, res
+    by_label(at.selectbox, "Recipe").set_value("tutorial").run()
+    assert (recipe(), batch()) == ("tutorial", 128)
+    for res in (32, 128):  # the user's pick stays
+        by_label(at.selectbox, "Resolution").set_value(res).run()
+        assert recipe() == "tutorial"
+    assert not at.exception
+
+
 def test_new_run_form_offers_data_set_versions(runs_root, tmp_path):
     from core.data import importer
     from core.data.datasets import DataRegistry

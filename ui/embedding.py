@@ -27,6 +27,20 @@ def _real_images_of(run_path: str):
     return images.images, images.labels, images.class_names, images.key
 
 
+@st.cache_data(max_entries=8, show_spinner="Loading the held-out images…")
+def _held_out_of(run_path: str):
+    held = evaluate.held_out_images(RunFolder(run_path))
+    return None if held is None else (held.images, held.key)
+
+
+def held_out_of(run_path: str):
+    """The images the run kept back from training (images, data key), or None when it kept none."""
+    try:
+        return _held_out_of(run_path)
+    except (DataError, OSError):  # real_images_of says why the data cannot be read
+        return None
+
+
 def real_images_of(run_path: str):
     """The run's training images (images, labels, class names, data key), or a clear message
     (not a traceback) when they are gone or can no longer be read."""

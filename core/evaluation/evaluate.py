@@ -12,19 +12,30 @@ import torch
 
 from core import atomic, checkpoint, features
 from core import device as device_mod
+from core.data import holdout
 from core.data.imageset import ImageSet, load_image_set
-from core.evaluation import metrics
+from core.evaluation import copying, metrics
 from core.explore import latent
 from core.runs.runfolder import RunFolder
 
 EVALS = "evals"
-COPY_QUANTILE = 0.02  # a fake closer to a real image than 98% of real images are to each other: a likely copy
+COPY_FEATURES = "efficientnet"  # near-copy flag and copying statistics (bench/copy_check.py)
 
 
 def real_images(run: RunFolder) -> ImageSet:
     """The run's training images, as the trainer saw them (decoded-data cache makes this fast)."""
+    return _split(run)[0]
+
+
+def held_out_images(run: RunFolder) -> ImageSet | None:
+    """The images the run kept back from training (--holdout), or None when it kept none."""
+    held = _split(run)[1]
+    return held if len(held.names) else None
+
+
+def _split(run: RunFolder) -> tuple[ImageSet, ImageSet]:
     cfg = run.read_config()
-    return load_image_set(cfg["data"], cfg["res"], cfg.get("fit", "crop"))
+    return holdout.split(load_image_set(cfg["data"], cfg["res"], cfg.get("fit", "crop")), run.read_holdout() or [])
 
 
 def fake_images(G: torch.nn.Module, n: int, seed: int = 0, labels: np.ndarray | None = None,
@@ -55,13 +66,6 @@ def real_features(images: ImageSet, name: str, progress=None) -> np.ndarray:
     return features.cached_features(images.key, lambda: images.images, name, progress)
 
 
-def copy_threshold(real_feats: np.ndarray) -> float:
-    """Distance under which a fake counts as a likely near-copy of a training image:
-    the COPY_QUANTILE quantile of each real image's distance to its nearest other real."""
-    _, dist = metrics.nearest(real_feats, real_feats, k=2)
-    return float(np.quantile(dist[:, 1], COPY_QUANTILE))
-
-
 def evaluate(run_dir: Path | str, ckpt_name: str = "latest.pt", n: int = 1000, progress=None) -> dict:
     """FID, KID (± standard error), precision/recall and density/coverage on Inception features.
 
@@ -89,6 +93,69 @@ def evaluate(run_dir: Path | str, ckpt_name: str = "latest.pt", n: int = 1000, p
               **scores(real, fake), "time": time.time()}
     atomic.update_json(run.path / EVALS / "metrics.json", lambda saved: {**saved, ckpt_name: result})
     return result
+
+
+def copying_report(run_dir: Path | str, ckpt_name: str = "latest.pt", n: int = 1000, progress=None) -> dict:
+    """Is the generator copying its training images? The share of generated images flagged as
+    near-copies, authenticity and (with held-out images) C_T, on EfficientNet-Lite0 features
+    (core.evaluation.copying). Saved in evals/copying.json under the checkpoint's name."""
+    report = progress or (lambda fraction, text: None)
+    run = RunFolder(run_dir)
+    report(0.0, "loading real images")
+    train, held = real_images(run), held_out_images(run)
+    G, ck = checkpoint.load_generator(run.checkpoints / ckpt_name)
+    parts = {"train": train, "held": held}
+    work = Work(report).plan(fake=n, **{k: 0 if v is None or features.is_cached(v.key, COPY_FEATURES) else
+                                        len(v.names) for k, v in parts.items()})
+    real = {k: None if v is None else real_features(v, COPY_FEATURES, work.step(k, f"{k} features"))
+            for k, v in parts.items()}
+    fakes, _ = fake_images(G, n, labels=train.labels)
+    fake = features.extract(fakes, COPY_FEATURES, progress=work.step("fake", "generated features"))
+    report(1.0, "comparing")
+    flag = copying.CopyReference.build(real["train"], real["held"])
+    result = {"checkpoint": ckpt_name, "step": ck.get("counters", {}).get("step"),
+              "kimg": ck.get("counters", {}).get("nimg", 0) / 1000, "n_fake": n, "n_train": len(train.names),
+              "n_held_out": 0 if held is None else len(held.names), "near_copies": float(flag.flags(fake).mean()),
+              "near_copy_reference": flag.reference, "authenticity": copying.authenticity(real["train"], fake),
+              "authenticity_held_out": None, "c_t": None, "c_t_cells": 0, "time": time.time()}
+    if held is not None:
+        ct = copying.c_t(real["train"], real["held"], fake)
+        result.update(authenticity_held_out=copying.authenticity(real["train"], real["held"]), c_t=ct["c_t"],
+                      c_t_cells=ct["cells"])
+    atomic.update_json(run.path / EVALS / "copying.json", lambda saved: {**saved, ckpt_name: result})
+    return result
+
+
+def copying_in_words(r: dict) -> list[str]:
+    """copying_report's numbers in plain sentences, each against what new images would score."""
+    lines = [f"Near-copies: {r['near_copies']:.1%} of {r['n_fake']} generated images are flagged (new real "
+             f"images: about {copying.COPY_QUANTILE:.0%})."]
+    auth = f"Authenticity {r['authenticity']:.2f}"
+    if r["authenticity_held_out"] is not None:
+        held = r["authenticity_held_out"]
+        auth += (f"; the held-out images (new to the generator) score {held:.2f}" +
+                 (": lower, so more generated images sit right on top of a training image." if
+                  r["authenticity"] < held - 0.05 else "."))
+    lines.append(auth + " (the share not closer to a training image than its own nearest neighbour is)")
+    if r["c_t"] is None:
+        lines.append("C_T needs held-out images: train with --holdout (on by default for data sets of "
+                     f"{holdout.HOLDOUT_MIN_IMAGES} images or more)." if not r["n_held_out"] else
+                     "C_T: too few generated and held-out images fall in the same regions of the data to test.")
+    else:
+        verdict = ("the generated images are closer to the training images than new images are: it copies" if
+                   r["c_t"] < copying.C_T_COPYING else
+                   "farther from the training images than new images are: not yet realistic (undertrained)" if
+                   r["c_t"] > copying.C_T_UNDERFIT else "as close to the training images as new images are: no sign "
+                   "of copying")
+        cells = f"{r['c_t_cells']} region{'s' * (r['c_t_cells'] != 1)}"
+        lines.append(f"C_T {r['c_t']:.2f} over {cells} of the data ({r['n_held_out']} held-out images): {verdict}.")
+    return lines
+
+
+def load_copying(run_dir: Path | str) -> dict:
+    return _load_entries(run_dir, "copying.json", lambda k, e: isinstance(e["checkpoint"], str) and _numbers(
+        e, "near_copies", "authenticity", "kimg", "n_fake", "n_held_out") and all(
+        e[key] is None or _numbers(e, key) for key in ("authenticity_held_out", "c_t")))
 
 
 def scores(real: np.ndarray, fake: np.ndarray) -> dict:

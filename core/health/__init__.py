@@ -19,10 +19,11 @@ import numpy as np
 from PIL import Image
 
 from core.health import grids
-from core.health.rules import SEVERITIES, Evidence, Finding, diagnose, worst
+from core.health.rules import DIVERSITY, SEVERITIES, Evidence, Finding, diagnose, worst
 from core.runs.runfolder import MetricsTail, RunFolder
 
-__all__ = ["SEVERITIES", "Finding", "Assessment", "assess", "measure_grids", "GridRecorder", "worst"]
+__all__ = ["SEVERITIES", "Finding", "Assessment", "assess", "measure_grids", "GridRecorder", "worst",
+           "snapshots_to_spare"]
 
 
 @dataclass
@@ -52,6 +53,22 @@ def assess(run_dir: Path | str, table: dict[str, np.ndarray] | None = None, meas
     evidence = Evidence(table=table, status=run.read_status(), config=run.read_config(), grids=grid_rows, real=real,
                         snapshots=run.snapshot_steps())
     return Assessment(diagnose(evidence), grid_rows, real)
+
+
+def snapshots_to_spare(run_dir: Path | str) -> set[int]:
+    """Snapshots that --keep-snapshots must not delete: every one a finding advises going back
+    to, and the newest at or before the most varied grid so far, so that a collapse found later
+    still has a snapshot from before its fall to rewind to."""
+    run = RunFolder(run_dir)
+    saved, snapshots = run.read_health(), run.snapshot_steps()
+    spare = {f.get("rewind") for f in saved.get("findings", []) if isinstance(f, dict)} & set(snapshots)
+    rows = [g for g in saved.get("grids", []) if isinstance(g, dict) and isinstance(g.get("step"), int)]
+    for measure in DIVERSITY:
+        scored = [g for g in rows if isinstance(g.get(measure), (int, float))]
+        if scored:
+            best = max(scored, key=lambda g: g[measure])["step"]
+            spare |= {max((s for s in snapshots if s <= best), default=None)} - {None}
+    return spare
 
 
 def _sheet(path: Path) -> np.ndarray:

@@ -19,7 +19,7 @@ from core.training.config import DEFAULT_KIMG, DEFAULTS, problems, resolve_unche
 SCAN_LIMIT = 20000  # files looked at when checking that a folder holds images
 # Form labels of the settings the form sets (the rulebook names options by their CLI names).
 LABELS = {"batch": "Batch size", "kimg": "Length", "minutes": "Length", "seed": "Seed", "aug_p": "Augmentation p",
-          "tensorboard": "TensorBoard"}
+          "tensorboard": "TensorBoard", "holdout": "Kept back"}
 LENGTH_DEFAULTS = {"kimg": DEFAULT_KIMG, "minutes": 30.0}
 # Home's one click: the default recipe on the built-in set; on a CPU, 20 minutes
 # (bench/quality.py's budget), on a GPU 200 kimg.
@@ -35,7 +35,7 @@ class NewRun:
     zip_name: str = ""
     zip_bytes: bytes | None = None
     res: int = DEFAULTS["res"]
-    recipe: str = DEFAULTS["recipe"]
+    recipe: str | None = None        # None: the default for the resolution
     arch: str | None = None          # None: the recipe's networks
     disc: str | None = None          # None: the recipe's discriminator
     loss: str | None = None          # None: the recipe's loss
@@ -49,6 +49,7 @@ class NewRun:
     device: str = DEFAULTS["device"]  # or "all": every GPU, data-parallel
     compile: bool = DEFAULTS["compile"]
     tensorboard: bool = DEFAULTS["tensorboard"]
+    holdout: float = DEFAULTS["holdout"]
 
 
 def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
@@ -78,6 +79,7 @@ def validate(form: NewRun, registry: Registry) -> tuple[dict | None, list[str]]:
     options = {"data": data, "res": form.res, "recipe": form.recipe, "arch": form.arch, "disc": form.disc,
                "loss": form.loss, "batch": batch, "seed": seed, "cond": form.cond or None,
                "compile": form.compile or None, "tensorboard": form.tensorboard or None, "aug": form.aug,
+               "holdout": form.holdout,
                "device": "cuda" if form.device == "all" else form.device, form.length_unit: form.length}
     if form.aug == "fixed":
         options["aug_p"] = form.aug_p

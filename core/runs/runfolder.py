@@ -5,6 +5,7 @@ when a trainer counts as alive, and how status.json is written (StatusWriter for
 the trainer, `mark` for a launcher that finds its trainer gone).
 
     <run>/config.json      every setting, resolved              (atomic)
+    <run>/holdout.json     the images kept back from training (--holdout) (atomic, once, by the trainer)
     <run>/status.json      state, pid, counters, heartbeat      (atomic)
     <run>/metrics.jsonl    one JSON line per logging interval   (append + flush)
     <run>/latents.pt       the fixed latents behind every sample grid
@@ -129,6 +130,7 @@ class RunFolder:
         self.notes_file = self.path / "notes.md"
         self.directions_file = self.path / "directions.json"
         self.health_file = self.path / "health.json"
+        self.holdout_file = self.path / "holdout.json"
         self.tensorboard = self.path / "tensorboard"
         self.evals = self.path / "evals"
         self.lock_file = self.path / ".trainer.lock"
@@ -218,6 +220,15 @@ class RunFolder:
     def write_config(self, config: dict) -> None:
         atomic.write_json(self.config_file, config)
 
+    def read_holdout(self) -> list[str] | None:
+        """The names of the images kept back from training; None for a run from before --holdout
+        (or a damaged file: then nothing counts as held out)."""
+        names = _read_json(self.holdout_file).get("names")
+        return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+
+    def write_holdout(self, fraction: float, names: list[str]) -> None:
+        atomic.write_json(self.holdout_file, {"fraction": fraction, "names": names})
+
     def read_health(self) -> dict:
         return _read_json(self.health_file)
 
@@ -279,9 +290,10 @@ class RunFolder:
             if later > step:
                 self.sample_path(later).unlink(missing_ok=True)
 
-    def prune_snapshots(self, keep: int) -> list[int]:
-        """Delete all but the newest `keep` snapshots (0 = keep all); returns the steps deleted."""
-        old = self.snapshot_steps()[:-keep] if keep else []
+    def prune_snapshots(self, keep: int, spare=()) -> list[int]:
+        """Delete all but the newest `keep` snapshots (0 = keep all) and those in `spare`; returns
+        the steps deleted."""
+        old = [s for s in self.snapshot_steps()[:-keep] if s not in spare] if keep else []
         for step in old:
             self.snapshot_path(step).unlink(missing_ok=True)
         return old
@@ -309,7 +321,7 @@ def parse_lines(lines) -> list[dict]:
 
 
 STATUS_NUMBERS = {"step", "kimg", "img_per_sec", "progress", "heartbeat", "updated_at", "started_at", "pid",
-                  "n_images", "n_classes", "skipped", "target_kimg", "target_minutes"}
+                  "n_images", "n_held_out", "n_classes", "skipped", "target_kimg", "target_minutes"}
 
 
 def _is_number(value) -> bool:

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from core import checkpoint
+from core.data import holdout
 from core.data.imageset import DataError, load_image_set, summarize_skipped
 from core.device import autocast, describe, pick_device, resolve_precision
 from core.grid import make_grid, save_png, to_uint8
-from core.health import GridRecorder
+from core.health import GridRecorder, snapshots_to_spare
 from core.networks import build_discriminator, build_generator, model_spec, trainable
 from core.runs.runfolder import RunFolder
 from core.training import state, tbevents
@@ -73,12 +74,20 @@ class Trainer:
                 self.log.warning("  ... and %d more", len(data.skipped) - SKIPPED_LOGGED)
         if cfg.cond and data.labels is None:
             raise DataError(f"--cond needs class labels, but {cfg.data} has no subfolders or categories")
-        self.log.info("data: %d images, %d classes%s", len(data.names), len(data.class_names),
-                      f" ({', '.join(data.class_names)})" if data.class_names else "")
+        held = self.run.read_holdout()
+        if held is None:  # chosen once, when the run starts; a resume keeps the same images back
+            held = holdout.pick_held_out(data.names, cfg.holdout, cfg.seed)
+            if self.ranks.main:
+                self.run.write_holdout(cfg.holdout, held)
+        data, kept_back = holdout.split(data, held)
+        self.log.info("data: %d images, %d classes%s%s", len(data.names), len(data.class_names),
+                      f" ({', '.join(data.class_names)})" if data.class_names else "",
+                      f"; {len(kept_back.names)} more kept back for evaluation (holdout.json)" if held else "")
         self.data = data
         self.class_names = data.class_names if cfg.cond else []
         self.feed = ImageFeed(data, self.device, conditional=cfg.cond)
-        self.status.update(n_images=len(data.names), n_classes=len(self.class_names), skipped=len(data.skipped),
+        self.status.update(n_images=len(data.names), n_held_out=len(kept_back.names) if held else 0,
+                           n_classes=len(self.class_names), skipped=len(data.skipped),
                            skipped_files=[f"{s.name}: {s.reason}" for s in data.skipped[:100]])
 
     def build(self):
@@ -348,7 +357,8 @@ class Trainer:
         self.save_cost = self.last_save - started
         if snapshot:
             self.log.info("snapshot saved at step %d (%.1f kimg)", self.counters.step, self.counters.nimg / 1000)
-            if self.ranks.main and (pruned := self.run.prune_snapshots(self.cfg.keep_snapshots)):
+            spare = snapshots_to_spare(self.run.path) if self.health else ()  # what its advice may need
+            if self.ranks.main and (pruned := self.run.prune_snapshots(self.cfg.keep_snapshots, spare)):
                 self.log.info("deleted snapshots of steps %s (--keep-snapshots %d)",
                               ", ".join(map(str, pruned)), self.cfg.keep_snapshots)
 
