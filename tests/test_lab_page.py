@@ -121,3 +121,23 @@ def test_the_demo_run_is_preselected(runs_root, cond_run):
 def test_lab_without_runs(runs_root):
     at = lab()
     assert not at.exception and "No trained generator yet" in at.info[0].value
+
+
+def test_your_pictures_become_the_editors_start_one_after_another(cond_run):
+    at = lab()
+    by_label(at.radio, "Picture").set_value("A training image").run()
+    by_label(at.slider, "Steps").set_value(50).run()
+    for index in (3, 5):  # two pictures in a row: each one lands in the editor
+        by_label(at.number_input, "Training image").set_value(index).run()
+        by_label(at.button, "Put it in the latent space").click().run()
+        assert not at.exception
+        assert by_label(at.selectbox, "Start from").value == f"training-{index}"
+        assert any(c == f"your picture training-{index}" for i in at.get("image") for c in i.captions)
+    saved = json.loads((cond_run / "projections.json").read_text())
+    assert sorted(saved) == ["training-3", "training-5"] and len(saved["training-3"]["z"]) == 100
+    by_label(at.selectbox, "Start from").set_value("a seed").run()
+    by_label(at.number_input, "Seed").set_value(7).run()
+    assert editor_caption(at) == "seed 7"
+    by_label(at.selectbox, "Start from").set_value("training-3").run()
+    by_label(at.slider, "Direction 1").set_value(1.5).run()  # the edits apply to it like to any seed
+    assert not at.exception and by_label(at.selectbox, "Start from").value == "training-3"

@@ -118,9 +118,9 @@ def render_interpolation(G: torch.nn.Module, keyframe_seeds, n_frames: int, mode
     return render(G, truncate(z, psi), _classes(cls, n_frames))
 
 
-def render_edit(G: torch.nn.Module, seed: int, directions, amounts, raw: dict[int, float] | None = None,
-                user: list[tuple[torch.Tensor, float]] | None = None, psi: float = 1.0,
-                cls: int | None = None) -> np.ndarray:
+def render_edit(G: torch.nn.Module, seed: int | torch.Tensor, directions, amounts,
+                raw: dict[int, float] | None = None, user: list[tuple[torch.Tensor, float]] | None = None,
+                psi: float = 1.0, cls: int | None = None) -> np.ndarray:
     """The editor's image [H, W, 3]: the edited latent (see edited_latent; directions [k, z_dim],
     a tensor or an array), truncated by psi."""
     z = edited_latent(seed, G.z_dim, torch.as_tensor(directions), amounts, raw, user)
@@ -184,11 +184,14 @@ def apply_edits(z: torch.Tensor, directions: torch.Tensor, amounts) -> torch.Ten
     return z + amounts @ directions
 
 
-def edited_latent(seed: int, z_dim: int, directions: torch.Tensor, amounts, raw: dict[int, float] | None = None,
-                  user: list[tuple[torch.Tensor, float]] | None = None) -> torch.Tensor:
-    """The editor's latent [1, z_dim]: a seed's z moved along the unsupervised directions,
-    single latent dimensions (raw: dimension -> amount) and the user's own directions."""
-    z = apply_edits(seed_latent(seed, z_dim)[None], directions, amounts)
+def edited_latent(seed: int | torch.Tensor, z_dim: int, directions: torch.Tensor, amounts,
+                  raw: dict[int, float] | None = None, user: list[tuple[torch.Tensor, float]] | None = None
+                  ) -> torch.Tensor:
+    """The editor's latent [1, z_dim]: a seed's z (or a given one, say a projected picture's)
+    moved along the unsupervised directions, single latent dimensions (raw: dimension -> amount)
+    and the user's own directions."""
+    base = seed.float() if isinstance(seed, torch.Tensor) else seed_latent(seed, z_dim)
+    z = apply_edits(base[None].clone(), directions, amounts)
     for k, v in (raw or {}).items():
         z[0, k] += v
     for vector, v in user or []:
