@@ -217,18 +217,23 @@ text = linked(cols[0].text_input, "Keyframe seeds", "0, 1", key="keys", help="tw
               check=lambda text: latent.parse_seeds(text, at_least=2))
 mode = linked(cols[1].radio, "Path", ["slerp", "lerp"], key="mode", horizontal=True)
 n_frames = linked(cols[2].slider, "Frames", 2, 32, 8, key="frames")
+pictures = project.load_projections(run.path, G.z_dim)
+keep_valid("key-pictures", list(pictures))
+then = st.multiselect("Then through your pictures", list(pictures), key="key-pictures", **KEPT,
+                      help="pictures you put into the latent space, as more keyframes after the seeds")
 try:
-    keys = latent.parse_seeds(text, at_least=2)
+    keys = latent.parse_seeds(text, at_least=0 if len(then) >= 2 else 2 - len(then))
 except ValueError as e:
     st.error(sentence(e))
 else:
+    keys = [*keys, *(tuple(pictures[name]["z"].tolist()) for name in then)]
     frames = interpolation(*key, tuple(keys), mode, n_frames, psi, cls)
     pick = st.slider("Frame", 1, len(frames), 1, key="frame", **KEPT)
     left, right = st.columns([1, 3])
     left.image(frames[pick - 1], caption=f"frame {pick} of {len(frames)}", width="stretch")
     right.image(make_grid(frames, columns=min(len(frames), 8)), width="stretch")
     a, b = st.columns(2)
-    stem = f"{run.name}-{'-'.join(map(str, keys))}"
+    stem = f"{run.name}-{'-'.join(str(k) for k in keys if isinstance(k, int))}" + "-pictures" * bool(then)
     a.download_button("Download GIF", round_trip_gif(frames), file_name=f"{stem}.gif", mime="image/gif")
     b.download_button("Download PNG strip", png_bytes(make_grid(frames, columns=len(frames))),
                       file_name=f"{stem}.png", mime="image/png")

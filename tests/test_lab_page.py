@@ -141,3 +141,9 @@ def test_your_pictures_become_the_editors_start_one_after_another(cond_run):
     by_label(at.selectbox, "Start from").set_value("training-3").run()
     by_label(at.slider, "Direction 1").set_value(1.5).run()  # the edits apply to it like to any seed
     assert not at.exception and by_label(at.selectbox, "Start from").value == "training-3"
+    # and both are keyframes of an interpolation, after seed 0, then on their own
+    by_label(at.multiselect, "Then through your pictures").set_value(["training-3", "training-5"]).run()
+    by_label(at.text_input, "Keyframe seeds").set_value("0").run()
+    assert not at.exception and not at.error and by_label(at.slider, "Frame").max == 8
+    by_label(at.text_input, "Keyframe seeds").set_value("").run()
+    assert not at.exception and not at.error and by_label(at.slider, "Frame").max == 8

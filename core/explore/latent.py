@@ -111,10 +111,13 @@ def render_seeds(G: torch.nn.Module, seeds, psi: float = 1.0, cls: int | None = 
     return render(G, z, _classes(cls, len(z)))
 
 
-def render_interpolation(G: torch.nn.Module, keyframe_seeds, n_frames: int, mode: str = "slerp",
+def render_interpolation(G: torch.nn.Module, keyframes, n_frames: int, mode: str = "slerp",
                          psi: float = 1.0, cls: int | None = None) -> np.ndarray:
-    """n_frames images along the path through the keyframe seeds' latents (see interpolate)."""
-    z = interpolate(seed_latents(keyframe_seeds, G.z_dim), n_frames, mode)
+    """n_frames images along the path through the keyframes' latents (see interpolate); a
+    keyframe is a seed or a latent of its own (a sequence of z_dim numbers: a projected picture)."""
+    keys = [seed_latent(k, G.z_dim) if isinstance(k, int) else torch.as_tensor(k, dtype=torch.float32)
+            for k in keyframes]
+    z = interpolate(torch.stack(keys), n_frames, mode)
     return render(G, truncate(z, psi), _classes(cls, n_frames))
 
 
