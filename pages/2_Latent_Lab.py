@@ -12,7 +12,8 @@ import numpy as np
 import streamlit as st
 
 from core.data.images import UnusableImage, decode_image
-from core.explore import latent, project
+from core.evaluation import evaluate
+from core.explore import generate, latent, project
 from core.grid import make_grid, png_bytes, round_trip_gif
 from ui.embedding import real_images_of
 from ui.guard import local_only
@@ -189,6 +190,41 @@ with st.expander("Your picture in the latent space"):
             project.save_projection(run.path, name, result, source=label)
             set_on_next_run({"start": name.strip()})
             st.rerun()
+
+# -- take images out ---------------------------------------------------------------
+with st.expander("Make a set of images to use"):
+    st.caption("PNG files named by seed, in one zip with settings.json: the seeds, ψ, class and checkpoint "
+               "that make each image again (also from a terminal: python -m core.generate). Optionally "
+               "without the images that the near-copy check flags (Real vs Fake).")
+    cols = st.columns([2, 1, 1], vertical_alignment="bottom")
+    seeds_text = cols[0].text_input("Seeds", "0-8", key="set-seeds", **KEPT, help="e.g. 0-8, or 3, 17, 40-45")
+    sizes = [G.res, *(s for s in (128, 256, 512) if s > G.res)]
+    size = cols[1].selectbox("Size", sizes, key="set-size", **KEPT, format_func=lambda v: f"{v} px")
+    no_copies = cols[2].checkbox("Leave out likely copies", key="set-no-copies", **KEPT)
+    try:
+        wanted = generate.parse_seed_ranges(seeds_text)
+    except ValueError as e:
+        st.error(sentence(e))
+    else:
+        if st.button(f"Make {len(wanted)} image{'s' * (len(wanted) != 1)} (ψ {psi:g})"):
+            bar = st.progress(0.0, text="generating…")
+            is_copy = evaluate.copy_check(run.path) if no_copies else None
+            images, copies = generate.generate(G, wanted, psi=psi, cls=cls, size=size, is_copy=is_copy,
+                                               progress=lambda done, total: bar.progress(done / total))
+            bar.empty()
+            meta = generate.settings(f"checkpoints/{run.name}", path.name, info["counters"].get("step"),
+                                     list(images), psi, info["class_names"][cls] if cls is not None else None,
+                                     size, copies, no_copies)
+            st.session_state["image-set"] = (f"{run.name}-seeds-{wanted[0]}-{wanted[-1]}.zip",
+                                             generate.zip_bytes(images, meta), list(images.values()), copies)
+        if "image-set" in st.session_state:
+            zip_name, data, images, copies = st.session_state["image-set"]
+            if copies:
+                st.info(f"Left out as likely copies: seeds {', '.join(map(str, copies))}.")
+            if images:
+                st.image(make_grid(np.stack(images), columns=min(len(images), 9)), width="stretch")
+            st.download_button(f"Download {len(images)} images (zip)", data, file_name=zip_name,
+                               mime="application/zip")
 
 # -- your own directions ------------------------------------------------------------
 with st.expander("Make a direction from examples"):

@@ -126,6 +126,15 @@ def copying_report(run_dir: Path | str, ckpt_name: str = "latest.pt", n: int = 1
     return result
 
 
+def copy_check(run_dir: Path | str, progress=None):
+    """The near-copy flag of a run as a function: uint8 images -> a mask of likely copies."""
+    run = RunFolder(run_dir)
+    train, held = real_images(run), held_out_images(run)
+    flag = copying.CopyReference.build(real_features(train, COPY_FEATURES, progress),
+                                       None if held is None else real_features(held, COPY_FEATURES))
+    return lambda images: flag.flags(features.extract(images, COPY_FEATURES))
+
+
 def copying_in_words(r: dict) -> list[str]:
     """copying_report's numbers in plain sentences, each against what new images would score."""
     lines = [f"Near-copies: {r['near_copies']:.1%} of {r['n_fake']} generated images are flagged (new real "
