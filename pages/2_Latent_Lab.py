@@ -6,6 +6,7 @@ reproduces the view and no change is lost between reruns; a link's values are ch
 against what each widget allows before it takes them (ui.links).
 """
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import streamlit as st
 
 from core.data.images import UnusableImage, decode_image
 from core.evaluation import evaluate
-from core.explore import generate, latent, project
+from core.explore import generate, latent, project, standalone
 from core.grid import make_grid, png_bytes, round_trip_gif
 from ui.embedding import real_images_of
 from ui.guard import local_only
@@ -225,6 +226,19 @@ with st.expander("Make a set of images to use"):
                 st.image(make_grid(np.stack(images), columns=min(len(images), 9)), width="stretch")
             st.download_button(f"Download {len(images)} images (zip)", data, file_name=zip_name,
                                mime="application/zip")
+
+with st.expander("Use the generator elsewhere"):
+    st.caption("The checkpoint's generator as one TorchScript file that samples with nothing but torch: "
+               "`G = torch.jit.load('G.pt'); images = G(torch.randn(16, G.z_dim))` gives 16 images in [-1, 1] "
+               "(conditional models take class indices as a second argument). Also: python -m core.export.")
+    if st.button("Export the generator"):
+        with st.spinner("Tracing the generator…"), tempfile.TemporaryDirectory() as tmp:
+            standalone.export(path, Path(tmp) / "G.pt")
+            st.session_state["standalone"] = (str(path), mtime, (Path(tmp) / "G.pt").read_bytes())
+    if st.session_state.get("standalone", (None, None))[:2] == (str(path), mtime):
+        data = st.session_state["standalone"][2]
+        st.download_button(f"Download G.pt ({len(data) / 2**20:.1f} MiB)", data,
+                           file_name=f"{run.name}-{path.stem}-G.pt", mime="application/octet-stream")
 
 # -- your own directions ------------------------------------------------------------
 with st.expander("Make a direction from examples"):
