@@ -6,9 +6,10 @@ but torch installed, no GANscope code:
     images = G(torch.randn(16, G.z_dim), classes)   # class-conditional models: long [16]
 
 Spectral norms are baked into plain weights and BatchNorm keeps G_ema's standing statistics,
-so the file draws what GANscope draws (to 1e-4 of the [-1, 1] range: core/export.py). TorchScript is deprecated upstream in
-favour of torch.export, but it is still the one format that loads in a fresh Python with one
-call; ONNX would need the onnx package, which GANscope does not depend on.
+so the file draws what GANscope draws (to 1e-4 of the [-1, 1] range: core/export.py).
+TorchScript is deprecated upstream in favour of torch.export, but it is still the one format
+that loads in a fresh Python with one call; ONNX would need the onnx package, which GANscope
+does not depend on.
 """
 import copy
 import warnings
