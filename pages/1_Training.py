@@ -3,7 +3,7 @@ import time
 
 import streamlit as st
 
-from core import health
+from core import health, video
 from core.data.datasets import DataRegistry
 from core.runs import metrics_csv
 from core.runs.newrun import LENGTH_DEFAULTS, NewRun, gpu_count, processes_for, suggested_name, validate
@@ -232,11 +232,22 @@ def watch_it_learn(name: str, folder, steps: list[int]):
     if folder.reals.exists():
         right.image(str(folder.reals), caption="real images")
     gifs = st.session_state.setdefault("gifs", {})
-    if st.button("Make a GIF of all grids", key=f"gif-{name}"):
+    cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
+    if cols[0].button("Make a GIF of all grids", key=f"gif-{name}"):
         gifs[name] = (len(steps), monitor.grids_gif([folder.sample_path(s) for s in steps]))
+    fps = cols[2].slider("Grids per second", 1, 30, 4, key=f"learn-fps-{name}", **KEPT)
+    if cols[1].button("Make an MP4", key=f"mp4-{name}"):
+        bar = st.progress(0.0, text="encoding…")
+        frames = monitor.grid_frames([folder.sample_path(s) for s in steps])
+        st.session_state[f"learn-mp4-{name}"] = (len(steps), video.mp4(frames, fps, progress=lambda done, total:
+                                                                       bar.progress(done / total)))
+        bar.empty()
     if name in gifs:
         n, data = gifs[name]
         st.download_button(f"Download GIF ({n} grids)", data, file_name=f"{name}-training.gif", mime="image/gif")
+    if f"learn-mp4-{name}" in st.session_state:
+        n, data = st.session_state[f"learn-mp4-{name}"]
+        st.download_button(f"Download MP4 ({n} grids)", data, file_name=f"{name}-training.mp4", mime="video/mp4")
 
 
 def monitor_tab():

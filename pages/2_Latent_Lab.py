@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core import video
 from core.data.images import UnusableImage, decode_image
 from core.evaluation import evaluate
 from core.explore import generate, latent, project, standalone
@@ -39,6 +40,7 @@ GRID = 16        # seeds in the seed browser
 N_EDITS = 8      # unsupervised directions shown as sliders
 METHODS = {"SeFa": "sefa", "GANSpace": "ganspace"}  # shown (and in links) -> internal name
 SEED = "a seed"  # the editor's start when it is not one of your pictures
+VIDEO_SIDES = [128, 256, 512, 1024]
 EDIT = dict(min_value=-3.0, max_value=3.0, value=0.0, step=0.1)  # every edit slider, in std of z
 
 
@@ -287,3 +289,18 @@ else:
     a.download_button("Download GIF", round_trip_gif(frames), file_name=f"{stem}.gif", mime="image/gif")
     b.download_button("Download PNG strip", png_bytes(make_grid(frames, columns=len(frames))),
                       file_name=f"{stem}.png", mime="image/png")
+    cols = st.columns(3, vertical_alignment="bottom")
+    side = cols[0].selectbox("Video size", VIDEO_SIDES, index=1, key="video-side", **KEPT,
+                             format_func=lambda v: f"{v} px")
+    fps = cols[1].slider("Frames per second", 4, 30, 12, key="video-fps", **KEPT)
+    wanted = (stem, tuple(map(str, keys)), mode, n_frames, psi, cls, side, fps, str(path), mtime)
+    if cols[2].button("Make an MP4 (there and back)"):
+        bar = st.progress(0.0, text="encoding…")
+        st.session_state["mp4"] = (wanted, video.mp4(video.round_trip(frames), fps, side, progress=lambda done, total:
+                                                     bar.progress(done / total, text=f"frame {done}/{total}")))
+        bar.empty()
+    if st.session_state.get("mp4", (None,))[0] == wanted:
+        data = st.session_state["mp4"][1]
+        st.video(data, format="video/mp4", loop=True)
+        st.download_button(f"Download MP4 ({len(data) / 1024:.0f} KiB)", data, file_name=f"{stem}.mp4",
+                           mime="video/mp4")

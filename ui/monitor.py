@@ -224,12 +224,18 @@ def log_tail(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> str:
     return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
 
 
-def grids_gif(paths: list[Path], seconds_per_frame: float = 0.4, max_side: int = 540) -> bytes:
-    """An animated GIF of sample grids, in order ('watch it learn')."""
+def grid_frames(paths: list[Path], max_side: int = 540) -> list[np.ndarray]:
+    """The sample grids, in order, at most max_side pixels a side ('watch it learn')."""
     frames = []
     for path in paths:
         with Image.open(path) as im:
             im = im.convert("RGB")
             im.thumbnail((max_side, max_side))
-            frames.append(im.quantize(colors=255))
+            frames.append(np.asarray(im))
+    return frames
+
+
+def grids_gif(paths: list[Path], seconds_per_frame: float = 0.4, max_side: int = 540) -> bytes:
+    """An animated GIF of sample grids, in order ('watch it learn')."""
+    frames = [Image.fromarray(f).quantize(colors=255) for f in grid_frames(paths, max_side)]
     return grid.gif(frames, int(seconds_per_frame * 1000))
