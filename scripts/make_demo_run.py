@@ -2,7 +2,7 @@
 
 Trains on the built-in emoji set with `python -m core.train` (or takes a
 finished run with --from-run) and keeps what exploring needs, small enough to
-commit: config, status, metrics, health.json, samples, the fixed latents, the log, and
+commit: config, status, metrics, health.json, holdout.json, samples, the fixed latents, the log, and
 checkpoints/latest.pt reduced to the EMA generator (no D, no optimisers).
 
     python scripts/make_demo_run.py --minutes 60            # train, then export
@@ -43,8 +43,9 @@ def export(src: Path, dest: Path) -> None:
     demo.create()
     for name in ("config_file", "metrics_file", "latents_file", "log_file"):
         shutil.copy2(getattr(run, name), getattr(demo, name))
-    if run.health_file.exists():  # the health check's grid numbers (all grids: the findings use them)
-        shutil.copy2(run.health_file, demo.health_file)
+    for kept in (run.health_file, run.holdout_file):  # grid numbers (the findings use them); held-out images
+        if kept.exists():
+            shutil.copy2(kept, demo.path / kept.name)
     shutil.copy2(run.reals, demo.reals)
     grids = sorted(run.samples.glob("step-*.png"))
     keep = {grids[round(i * (len(grids) - 1) / (MAX_GRIDS - 1))] for i in range(MAX_GRIDS)} if grids else set()
