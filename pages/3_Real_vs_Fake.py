@@ -104,15 +104,17 @@ def copying_test():
         share_cpu_with_training()
         bar, eta = st.progress(0.0, text="starting…"), monitor.Eta()
         try:
-            result = evaluate.copying_report(run.path, path.name, n=n, progress=lambda f, t: bar.progress(
+            evaluate.copying_report(run.path, path.name, n=n, progress=lambda f, t: bar.progress(
                 min(f, 1.0), text=f"{t} · {eta.text(f)}"))
         except ValueError as e:
             st.error(plain(e))
-        else:
-            for line in evaluate.copying_in_words(result):
-                st.markdown(f"- {plain(line)}")
         bar.empty()
     saved = evaluate.load_copying(run.path)
+    if path.name in saved:  # this checkpoint's last test, in words
+        result = saved[path.name]
+        st.markdown(f"**{plain(path.name)}**, {result['n_fake']} generated images:")
+        for line in evaluate.copying_in_words(result):
+            st.markdown(f"- {plain(line)}")
     if saved:
         st.dataframe([{"checkpoint": name, "kimg": round(r["kimg"], 1), "images": r["n_fake"],
                        "near-copies": f"{r['near_copies']:.1%}", "authenticity": f"{r['authenticity']:.2f}",
