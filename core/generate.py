@@ -1,8 +1,9 @@
-"""python -m core.generate --run RUN [--checkpoint NAME] (--seeds 0-99 | --n N [--first-seed S])
-[--psi 0.7] [--class NAME] [--size PX] [--no-copies] --out DIR: a set of generated images to use.
+"""python -m core.generate --run RUN [--checkpoint NAME] [--network G_ema|G] (--seeds 0-99 | --n N
+[--first-seed S]) [--psi 0.7] [--class NAME] [--size PX] [--no-copies] --out DIR: a set of generated
+images to use.
 
-Writes one PNG per image, named by seed (seed-000042.png), and settings.json with everything that
-makes each image again. --no-copies leaves out images that the near-copy check flags (with --n,
+Writes one PNG per image as it is made, named by seed (seed-000042.png), then settings.json with
+everything that makes each image again. --no-copies leaves out images that the near-copy check flags (with --n,
 further seeds take their place). Exit status 0 when written, 1 when the run, checkpoint or its
 images cannot be read, 2 for bad options.
 """
@@ -17,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.generate", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", type=Path, required=True, help="the run folder (checkpoints/NAME)")
     p.add_argument("--checkpoint", default="latest.pt", help="a file in the run's checkpoints/ (default: latest.pt)")
+    p.add_argument("--network", choices=("G_ema", "G"), default="G_ema",
+                   help="G_ema (the moving average of G's weights, usually cleaner; default) or G")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--seeds", help="seeds and ranges, e.g. 0-99 or 3,17,40-45")
     which.add_argument("--n", type=int, help="this many images, from --first-seed on")
@@ -59,7 +62,9 @@ def run(args, seeds: list[int]) -> int:
         found = ", ".join(sorted(c.name for c in folder.checkpoints.glob("*.pt"))) or "none"
         return _fail(f"no checkpoint {args.checkpoint!r} in {folder.checkpoints} (there: {found})")
     try:
-        G, info = checkpoint.load_generator(ckpt)
+        G, info = checkpoint.load_generator(ckpt, args.network)
+        if args.network not in info:  # an exported checkpoint (the demo's) keeps G_ema only
+            return _fail(f"{ckpt} holds no {args.network}, only G_ema")
         is_copy = evaluate.copy_check(folder.path) if args.no_copies else None
     except (DataError, OSError, ValueError, KeyError, RuntimeError) as e:
         return _fail(f"cannot use {ckpt}: {e}")
@@ -68,24 +73,26 @@ def run(args, seeds: list[int]) -> int:
         return _fail(f"no class {args.cls!r} in this model (classes: {', '.join(names) or 'none'})")
     cls = names.index(args.cls) if args.cls is not None else None
     size = args.size or G.res
-    images, copies = generate.generate(G, seeds, n=args.n, psi=args.psi, cls=cls, size=size, is_copy=is_copy,
-                                       progress=lambda done, total: print(f"\r{done}/{total} images", end="",
-                                                                          file=sys.stderr, flush=True))
-    print(file=sys.stderr)
-    meta = generate.settings(str(args.run), args.checkpoint, info.get("counters", {}).get("step"), list(images),
-                             args.psi, args.cls, size, copies, args.no_copies)
     try:
-        generate.write_folder(args.out, images, meta)
+        meta = generate.write_folder(
+            args.out, generate.draw(G, seeds, n=args.n, psi=args.psi, cls=cls, size=size, is_copy=is_copy),
+            args.n or len(seeds),
+            lambda kept, copies: generate.settings(str(args.run), args.checkpoint, args.network,
+                                                   info.get("counters", {}).get("step"), kept, args.psi, args.cls,
+                                                   size, copies, args.no_copies),
+            progress=lambda done, total: print(f"\r{done}/{total} images", end="", file=sys.stderr, flush=True))
+        print(file=sys.stderr)
     except OSError as e:
         return _fail(f"cannot write to {args.out}: {e}")
+    kept, copies = meta["seeds"], meta["left_out_as_copies"]
     if args.json:
         print(json.dumps(meta, indent=1))
     else:
-        print(f"{len(images)} images written to {args.out}" + (f"; {len(copies)} left out as likely copies "
+        print(f"{len(kept)} images written to {args.out}" + (f"; {len(copies)} left out as likely copies "
                                                                f"(seeds {', '.join(map(str, copies[:10]))})"
                                                                if copies else ""))
-    if args.n is not None and len(images) < args.n:
-        return _fail(f"only {len(images)} of {args.n} images passed the near-copy check in "
+    if args.n is not None and len(kept) < args.n:
+        return _fail(f"only {len(kept)} of {args.n} images passed the near-copy check in "
                      f"{generate.TRIES_PER_IMAGE * args.n} seeds")
     return 0
 

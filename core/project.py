@@ -8,7 +8,6 @@ lists it. Exit status 0 when done, 1 when the run, checkpoint or image cannot be
 bad options.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,9 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PIL import Image
 
-    from core import checkpoint
+    from core import atomic, checkpoint
     from core.data.images import UnusableImage, decode_image
     from core.explore import project
+    if args.name is not None:  # before minutes of optimisation, not after
+        try:
+            args.name = project.projection_name(args.name)
+        except ValueError as e:
+            p.error(f"--name: {e}")
     from core.grid import png_bytes
     from core.runs.runfolder import RunFolder
     run = RunFolder(args.run)
@@ -58,17 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     result = project.project(G, image, steps=args.steps, cls=cls, progress=lambda step, steps, _, loss: print(
         f"\rstep {step}/{steps}  loss {loss:.4f}", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latent.json").write_text(json.dumps({"z": result.z.tolist(), "class": result.cls,
-                                                      "checkpoint": str(ckpt), "start_seed": result.start_seed}))
-    (args.out / "reconstruction.png").write_bytes(png_bytes(Image.fromarray(result.image)))
-    (args.out / "target.png").write_bytes(png_bytes(Image.fromarray(project.fitted(image, G.res))))
-    (args.out / "losses.json").write_text(json.dumps(result.losses))
-    if args.name:
-        try:
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(args.out / "latent.json", {"z": result.z.tolist(), "class": result.cls,
+                                                     "checkpoint": str(ckpt), "start_seed": result.start_seed})
+        atomic.write_bytes(args.out / "reconstruction.png", png_bytes(Image.fromarray(result.image)))
+        atomic.write_bytes(args.out / "target.png", png_bytes(Image.fromarray(project.fitted(image, G.res))))
+        atomic.write_json(args.out / "losses.json", result.losses)
+        if args.name:
             project.save_projection(run.path, args.name, result, source=args.image.name)
-        except ValueError as e:
-            return _fail(str(e))
+    except OSError as e:
+        return _fail(f"cannot write the results: {e}")
     first, last = result.losses[0]["loss"], result.losses[-1]["loss"]
     print(f"loss {first:.4f} -> {last:.4f} in {result.seconds:.1f} s (from seed {result.start_seed}); "
           f"written to {args.out}" + (f"; saved as {args.name!r} in {run.path / project.PROJECTIONS_FILE}"

@@ -14,6 +14,7 @@ import streamlit as st
 
 from core import video
 from core.data.images import UnusableImage, decode_image
+from core.data.sources import DataError
 from core.evaluation import evaluate
 from core.explore import generate, latent, project, standalone
 from core.grid import make_grid, png_bytes, round_trip_gif
@@ -41,6 +42,7 @@ N_EDITS = 8      # unsupervised directions shown as sliders
 METHODS = {"SeFa": "sefa", "GANSpace": "ganspace"}  # shown (and in links) -> internal name
 SEED = "a seed"  # the editor's start when it is not one of your pictures
 VIDEO_SIDES = [128, 256, 512, 1024]
+PREVIEW = 9      # images of a made set shown on the page (all of them are in the zip)
 EDIT = dict(min_value=-3.0, max_value=3.0, value=0.0, step=0.1)  # every edit slider, in std of z
 
 
@@ -112,26 +114,28 @@ for i, (seed, image) in enumerate(zip(seeds, images)):
     with cols[i % 8]:
         st.image(image, width="stretch")
         st.button(f"{seed}", key=f"pick-{seed}", help="load this seed in the editor",
-                  on_click=set_values, args=({"seed": seed},))
+                  on_click=set_values, args=({"seed": seed, "start": SEED},))
 
 
 # -- editor ----------------------------------------------------------------------
 @st.fragment
 def editor():
     saved = latent.load_directions(run.path, G.z_dim)
-    pictures = project.load_projections(run.path, G.z_dim)
+    pictures = project.load_projections(run.path, G.z_dim, G.n_classes)
     left, right = st.columns([1, 2])
     with right:
         starts = [SEED, *pictures]
         keep_valid("start", starts, SEED)
         start = linked(st.selectbox, "Start from", starts, key="start", help="a seed, or one of your pictures "
                        "put into the latent space (see 'Your picture' below)")
+        # The seed box hides while a picture is the start: shelved, it comes back with its value.
+        swap_in("start", "seed" if start == SEED else "picture", ["seed"])
         if start == SEED:
-            seed = linked(st.number_input, "Seed", min_value=0, max_value=latent.MAX_SEED, value=0, step=1,
-                          key="seed")
-            base, base_cls, caption = seed, cls, f"seed {seed}"
-        else:
-            base, caption = pictures[start]["z"], f"your picture {start}"
+            seed = shelved(linked, "seed", widget=st.number_input, label="Seed", min_value=0,
+                           max_value=latent.MAX_SEED, value=0, step=1)
+            base, base_cls, base_psi, caption = seed, cls, psi, f"seed {seed}"
+        else:  # as projected: ψ would pull it away from the picture it was fitted to
+            base, base_psi, caption = pictures[start]["z"], 1.0, f"your picture {start} (ψ 1, as projected)"
             base_cls = cls if pictures[start]["class"] is None else pictures[start]["class"]
         # The method is read before the directions are computed, so the image never lags the radio.
         method = METHODS[linked(st.radio, "Directions", list(METHODS), key="method", horizontal=True,
@@ -149,7 +153,7 @@ def editor():
             user = [(vector, linked(st.slider, plain(name), key=f"dir-{name}", **EDIT))
                     for name, vector in saved.items()]
         st.button("Reset edits", on_click=set_values, args=({k: 0.0 for k in edit_keys(G.z_dim, saved)},))
-    image = latent.render_edit(G, base, d, amounts, raw, user, psi, base_cls)
+    image = latent.render_edit(G, base, d, amounts, raw, user, base_psi, base_cls)
     left.image(image, caption=caption, width="stretch")
 
 
@@ -171,28 +175,36 @@ with st.expander("Your picture in the latent space"):
                 picture, label = np.asarray(decode_image(upload.getvalue())), Path(upload.name).stem
             except UnusableImage as e:
                 st.error(f"Cannot use this file: {sentence(e)}")
-    else:
-        reals = real_images_of(str(run.path))[0]
-        index = st.number_input("Training image", 0, len(reals) - 1, 0, key="proj-index", **KEPT)
-        picture, label = reals[index], f"training-{index}"
+    elif (reals := real_images_of(str(run.path), stop=False)) is not None:
+        index = st.number_input("Training image", 0, len(reals[0]) - 1, 0, key="proj-index", **KEPT)
+        picture, label = reals[0][index], f"training-{index}"
     cols = st.columns([1, 1, 2], vertical_alignment="bottom")
     steps = cols[2].slider("Steps", 50, 500, project.STEPS, 50, key="proj-steps", **KEPT,
                            help="more: closer, and slower")
-    name = cols[2].text_input("Save as", value=label, key=f"proj-name-{label}", max_chars=60)
+    name = cols[2].text_input("Save as", value=label, key=f"proj-name-{label}", max_chars=project.MAX_NAME)
+    saved = project.load_projections(run.path)
+    if name.strip() == SEED:
+        cols[2].error(f"'{SEED}' is the editor's other start: pick another name.")
+    elif name.strip() in saved:
+        cols[2].caption(f"Replaces your saved picture '{plain(name.strip())}'.")
     if picture is not None:
         cols[0].image(project.fitted(picture, G.res), caption="your picture", width="stretch")
         shown = cols[1].empty()
-        if cols[2].button("Put it in the latent space", type="primary", disabled=not name.strip()):
+        if cols[2].button("Put it in the latent space", type="primary", disabled=name.strip() in ("", SEED)):
             bar = st.progress(0.0, text="trying 64 starting seeds…")
 
             def progress(step, total, preview, loss):
                 bar.progress(step / total, text=f"step {step}/{total} · loss {loss:.3f}")
                 if preview is not None:
                     shown.image(preview, caption=f"step {step}", width="stretch")
-            result = project.project(G, picture, steps=steps, cls=cls, progress=progress)
-            project.save_projection(run.path, name, result, source=label)
-            set_on_next_run({"start": name.strip()})
-            st.rerun()
+            try:
+                result = project.project(G, picture, steps=steps, cls=cls, progress=progress)
+                project.save_projection(run.path, name, result, source=label)
+            except (ValueError, OSError, RuntimeError) as e:
+                st.error(f"Cannot put it in the latent space: {sentence(e)}")
+            else:
+                set_on_next_run({"start": name.strip()})
+                st.rerun()
 
 # -- take images out ---------------------------------------------------------------
 with st.expander("Make a set of images to use"):
@@ -206,28 +218,40 @@ with st.expander("Make a set of images to use"):
     no_copies = cols[2].checkbox("Leave out likely copies", key="set-no-copies", **KEPT)
     try:
         wanted = generate.parse_seed_ranges(seeds_text)
+        if len(wanted) > generate.MAX_IN_APP:
+            raise ValueError(f"at most {generate.MAX_IN_APP} images per set here, where the zip is made in "
+                             f"memory; for {len(wanted):,}: python -m core.generate --run checkpoints/{run.name} "
+                             f"--seeds {seeds_text.strip()} --out FOLDER")
     except ValueError as e:
         st.error(sentence(e))
     else:
         if st.button(f"Make {len(wanted)} image{'s' * (len(wanted) != 1)} (ψ {psi:g})"):
             bar = st.progress(0.0, text="generating…")
-            is_copy = evaluate.copy_check(run.path) if no_copies else None
-            images, copies = generate.generate(G, wanted, psi=psi, cls=cls, size=size, is_copy=is_copy,
-                                               progress=lambda done, total: bar.progress(done / total))
+            class_name = info["class_names"][cls] if cls is not None else None
+            try:
+                is_copy = evaluate.copy_check(run.path) if no_copies else None
+                data, meta, preview = generate.zip_set(
+                    generate.draw(G, wanted, psi=psi, cls=cls, size=size, is_copy=is_copy), len(wanted),
+                    lambda kept, copies: generate.settings(f"checkpoints/{run.name}", path.name, net, step, kept, psi,
+                                                           class_name, size, copies, no_copies),
+                    progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} images"),
+                    preview=PREVIEW)
+            except (DataError, ValueError, OSError) as e:
+                st.error(f"Cannot make the set: {sentence(e)}")
+            else:
+                st.session_state["image-set"] = (f"{run.name}-seeds-{wanted[0]}-{wanted[-1]}.zip", data, meta,
+                                                 preview)
             bar.empty()
-            meta = generate.settings(f"checkpoints/{run.name}", path.name, info["counters"].get("step"),
-                                     list(images), psi, info["class_names"][cls] if cls is not None else None,
-                                     size, copies, no_copies)
-            st.session_state["image-set"] = (f"{run.name}-seeds-{wanted[0]}-{wanted[-1]}.zip",
-                                             generate.zip_bytes(images, meta), list(images.values()), copies)
         if "image-set" in st.session_state:
-            zip_name, data, images, copies = st.session_state["image-set"]
-            if copies:
-                st.info(f"Left out as likely copies: seeds {', '.join(map(str, copies))}.")
-            if images:
-                st.image(make_grid(np.stack(images), columns=min(len(images), 9)), width="stretch")
-            st.download_button(f"Download {len(images)} images (zip)", data, file_name=zip_name,
-                               mime="application/zip")
+            zip_name, data, meta, preview = st.session_state["image-set"]
+            if meta["left_out_as_copies"]:
+                st.info(f"Left out as likely copies: seeds {', '.join(map(str, meta['left_out_as_copies']))}.")
+            if preview:
+                more = len(meta["seeds"]) - len(preview)
+                st.image(make_grid(np.stack(preview), columns=min(len(preview), PREVIEW)), width="stretch",
+                         caption=f"and {more} more in the zip" if more else None)
+            st.download_button(f"Download {len(meta['seeds'])} images (zip, {len(data) / 2**20:.1f} MiB)", data,
+                               file_name=zip_name, mime="application/zip")
 
 with st.expander("Use the generator elsewhere"):
     st.caption("The checkpoint's generator as one TorchScript file that samples with nothing but torch: "
@@ -235,8 +259,12 @@ with st.expander("Use the generator elsewhere"):
                "(conditional models take class indices as a second argument). Also: python -m core.export.")
     if st.button("Export the generator"):
         with st.spinner("Tracing the generator…"), tempfile.TemporaryDirectory() as tmp:
-            standalone.export(path, Path(tmp) / "G.pt")
-            st.session_state["standalone"] = (str(path), mtime, (Path(tmp) / "G.pt").read_bytes())
+            try:
+                standalone.export(path, Path(tmp) / "G.pt")
+            except (ValueError, OSError, RuntimeError) as e:
+                st.error(f"Cannot export this generator: {sentence(e)}")
+            else:
+                st.session_state["standalone"] = (str(path), mtime, (Path(tmp) / "G.pt").read_bytes())
     if st.session_state.get("standalone", (None, None))[:2] == (str(path), mtime):
         data = st.session_state["standalone"][2]
         st.download_button(f"Download G.pt ({len(data) / 2**20:.1f} MiB)", data,
@@ -269,7 +297,7 @@ text = linked(cols[0].text_input, "Keyframe seeds", "0, 1", key="keys", help="tw
               check=lambda text: latent.parse_seeds(text, at_least=2))
 mode = linked(cols[1].radio, "Path", ["slerp", "lerp"], key="mode", horizontal=True)
 n_frames = linked(cols[2].slider, "Frames", 2, 32, 8, key="frames")
-pictures = project.load_projections(run.path, G.z_dim)
+pictures = project.load_projections(run.path, G.z_dim, G.n_classes)
 keep_valid("key-pictures", list(pictures))
 then = st.multiselect("Then through your pictures", list(pictures), key="key-pictures", **KEPT,
                       help="pictures you put into the latent space, as more keyframes after the seeds")

@@ -39,16 +39,30 @@ def test_c_t_matches_a_hand_computed_z_score():
 
 
 def test_authenticity_by_hand():
-    train = np.array([[0.0], [10.0], [30.0]])  # nearest other training image: 10, 10 and 20 away
-    assert copying.authenticity(train, np.array([[3.0], [52.0]])) == 0.5  # 3 < 10: too close; 22 > 20: new
-    _, dist, ratio = copying.nearest_ratio(train, np.array([[3.0], [45.0]]))
+    train = copying.TrainingNeighbours(np.array([[0.0], [10.0], [30.0]]))  # radii: 10, 10 and 20
+    assert train.authenticity(np.array([[3.0], [52.0]])) == 0.5  # 3 < 10: too close; 22 > 20: new
+    _, dist, ratio = train.ratios(np.array([[3.0], [45.0]]))
     assert dist.tolist() == [3.0, 15.0] and ratio.tolist() == [0.3, 0.75]
     # Leaving one out, each image against the others: 0's nearest is 10, whose nearest other but 0
     # is 30 (ratio 10/20); 10's is 0, whose nearest but 10 is 30 (10/30); 30's is 10, whose is 0 (20/10).
-    _, dist, ratio = copying.nearest_ratio(train, train, leave_one_out=True)
+    _, dist, ratio = train.leave_one_out()
     assert dist.tolist() == [10.0, 10.0, 20.0] and ratio.tolist() == pytest.approx([0.5, 1 / 3, 2.0])
     with pytest.raises(ValueError, match="at least 3 training images"):
-        copying.authenticity(train[:2], train)
+        copying.TrainingNeighbours(np.array([[0.0], [10.0]]))
+
+
+def test_duplicated_training_images_are_still_guarded():
+    """An image in the training set twice is the likeliest to be memorised: its radius is its
+    nearest *distinct* neighbour, not its twin at distance 0, so a copy of it is flagged."""
+    train = copying.TrainingNeighbours(np.array([[0.0], [0.0], [10.0], [30.0], [60.0]]))
+    assert train.radius.tolist() == [10.0, 10.0, 10.0, 20.0, 30.0]
+    assert train.ratios(np.array([[0.5]]))[2].tolist() == [0.05]
+    _, dist, _ = train.leave_one_out()
+    assert dist.tolist() == [10.0, 10.0, 10.0, 20.0, 30.0]  # a twin is not the nearest other image
+    # Held-out images that are duplicates of training images make the 2 % quantile 0: exact
+    # copies are still flagged, new images are not.
+    flag = copying.CopyReference.build(train.train, np.array([[0.0], [10.0], [30.0], [45.0]]))
+    assert flag.threshold == 0.0 and flag.flags(np.array([[0.0], [60.0], [20.0]])).tolist() == [True, True, False]
 
 
 def test_c_t_says_copying_new_and_undertrained_apart():
@@ -99,7 +113,7 @@ def test_copying_statistics_move_the_right_way_when_copies_are_planted(emoji_spl
     assert flag.flags(fake_f).mean() <= 0.03  # the demo generator draws its own images
     assert honest["c_t"] > copying.C_T_COPYING and cheat["c_t"] < honest["c_t"] - 3
     assert flag.flags(planted).mean() >= 0.4
-    assert copying.authenticity(train_f, planted) < copying.authenticity(train_f, fake_f) - 0.3
+    assert flag.neighbours.authenticity(planted) < flag.neighbours.authenticity(fake_f) - 0.3
 
 
 def test_a_run_keeps_images_back_and_a_resume_keeps_the_same(tmp_path):

@@ -1,15 +1,18 @@
 """A standalone generator: exported as TorchScript, it samples in a fresh Python that has never
-imported GANscope, and draws what GANscope draws (within core.export.TOLERANCE)."""
+imported GANscope, and draws what GANscope draws (within core.explore.standalone.TOLERANCE)."""
+import io
 import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import REPO, make_images, train_tiny_run
 from streamlit.testing.v1 import AppTest
 
 from core import checkpoint
-from core.export import TOLERANCE
+from core.explore import standalone
+from core.explore.standalone import TOLERANCE
 from core.paths import CHECKPOINTS_DIR, DEMO_RUN
 
 FRESH = """
@@ -65,4 +68,23 @@ def test_the_latent_lab_offers_the_file(runs_root):
     at = AppTest.from_file(str(REPO / "pages" / "2_Latent_Lab.py"), default_timeout=120).run()
     next(b for b in at.button if b.label == "Export the generator").click().run()
     assert not at.exception
-    assert at.session_state["standalone"][2][:2] == b"PK"  # a TorchScript file is a zip archive
+    data = at.session_state["standalone"][2]
+    G = checkpoint.load_generator(CHECKPOINTS_DIR / DEMO_RUN / "checkpoints" / "latest.pt")[0]
+    assert standalone.difference(torch.jit.load(io.BytesIO(data)), G) <= TOLERANCE  # the offered file draws G
+
+
+def test_a_file_that_draws_differently_is_never_left(tmp_path, monkeypatch):
+    """The check runs on the file as written, before it takes the name: a generator whose
+    traced copy drifts (here: every weight nudged) is refused, and nothing is at --out."""
+    real_baked = standalone.baked
+
+    def drifting(G):
+        G = real_baked(G)
+        with torch.no_grad():
+            for p in G.parameters():
+                p.add_(1e-2)
+        return G
+    monkeypatch.setattr(standalone, "baked", drifting)
+    with pytest.raises(ValueError, match="draws differently from GANscope"):
+        standalone.export(CHECKPOINTS_DIR / DEMO_RUN / "checkpoints" / "latest.pt", tmp_path / "G.pt")
+    assert list(tmp_path.iterdir()) == []

@@ -116,6 +116,11 @@ def test_pruning_spares_the_snapshots_the_health_check_may_advise(tmp_path):
     assert snapshots_to_spare(run.path) == {20, 30, 50}  # advised; at or before the most colours, shapes
     assert run.prune_snapshots(2, snapshots_to_spare(run.path)) == [10, 40, 60]
     assert run.snapshot_steps() == [20, 30, 50, 70, 80]
+    # a damaged or edited health.json spares nothing it cannot read, and never stops a run
+    for damaged in ({"findings": [{"rewind": [20]}, {"rewind": "30"}, 7], "grids": {"step": 50}},
+                    {"findings": 3, "grids": [{"step": [70], "colours": 1.0}, {"step": 80, "colours": "a lot"}]}):
+        run.write_health(damaged)
+        assert snapshots_to_spare(run.path) == set()
 
 
 def test_manage_run_rewinds_to_the_snapshot_and_scale_picked_last(blobs, runs_root):

@@ -61,7 +61,7 @@ def test_a_link_restores_the_view(cond_run):
 
 
 def editor_caption(at) -> str:
-    return next(c for i in at.get("image") for c in i.captions if c.startswith("seed "))
+    return next(c for i in at.get("image") for c in i.captions if c.startswith(("seed ", "your picture ")))
 
 
 def test_every_change_in_a_row_takes(cond_run):
@@ -132,7 +132,7 @@ def test_your_pictures_become_the_editors_start_one_after_another(cond_run):
         by_label(at.button, "Put it in the latent space").click().run()
         assert not at.exception
         assert by_label(at.selectbox, "Start from").value == f"training-{index}"
-        assert any(c == f"your picture training-{index}" for i in at.get("image") for c in i.captions)
+        assert editor_caption(at) == f"your picture training-{index} (ψ 1, as projected)"
     saved = json.loads((cond_run / "projections.json").read_text())
     assert sorted(saved) == ["training-3", "training-5"] and len(saved["training-3"]["z"]) == 100
     by_label(at.selectbox, "Start from").set_value("a seed").run()
@@ -141,6 +141,11 @@ def test_your_pictures_become_the_editors_start_one_after_another(cond_run):
     by_label(at.selectbox, "Start from").set_value("training-3").run()
     by_label(at.slider, "Direction 1").set_value(1.5).run()  # the edits apply to it like to any seed
     assert not at.exception and by_label(at.selectbox, "Start from").value == "training-3"
+    by_label(at.selectbox, "Start from").set_value("a seed").run()  # the seed waited while it was hidden
+    assert by_label(at.number_input, "Seed").value == 7 and editor_caption(at) == "seed 7"
+    by_label(at.selectbox, "Start from").set_value("training-5").run()
+    by_label(at.button, "12").click().run()  # a seed picked in the grid takes over from the picture
+    assert by_label(at.selectbox, "Start from").value == "a seed" and editor_caption(at) == "seed 12"
     # and both are keyframes of an interpolation, after seed 0, then on their own
     by_label(at.multiselect, "Then through your pictures").set_value(["training-3", "training-5"]).run()
     by_label(at.text_input, "Keyframe seeds").set_value("0").run()

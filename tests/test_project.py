@@ -62,15 +62,18 @@ def test_the_cli_writes_the_latent_reconstruction_and_losses(tmp_path):
     kept = project.load_projections(run)
     assert list(kept) == ["my photo"] and torch.allclose(kept["my photo"]["z"], torch.tensor(saved["z"]), atol=1e-6)
     kept_file = run / project.PROJECTIONS_FILE
-    kept_file.write_text(json.dumps({"bad": {"z": "x"}, "nan": {"z": [float("nan")]},
-                                     **json.loads(kept_file.read_text())}))
+    z = saved["z"]
+    kept_file.write_text(json.dumps({"bad": {"z": "x"}, "nan": {"z": [float("nan")]}, "class 5": {"z": z, "class": 5},
+                                     "class list": {"z": z, "class": [0]}, **json.loads(kept_file.read_text())}))
     assert list(project.load_projections(run)) == ["my photo"]  # damaged entries are skipped
+    assert list(project.load_projections(run, n_classes=6)) == ["class 5", "my photo"]  # a class it has
     (tmp_path / "broken.png").write_bytes(b"not an image")
     for args, code, message in ((["--image", tmp_path / "broken.png"], 1, "cannot read the image"),
                                 (["--image", tmp_path / "none.png"], 1, "cannot read the image"),
                                 (["--checkpoint", "x.pt"], 1, "no checkpoint 'x.pt'"),
                                 (["--steps", "0"], 2, "--steps must be from 1"),
-                                (["--class", "cats"], 1, "no class 'cats'")):
+                                (["--class", "cats"], 1, "no class 'cats'"),
+                                (["--name", "  "], 2, "--name: a projection needs a name")):
         bad = subprocess.run([sys.executable, "-m", "core.project", "--run", run, "--image", picture, "--out",
                               tmp_path / "bad", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert bad.returncode == code and message in bad.stderr, (args, bad.stderr[-500:])

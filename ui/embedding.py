@@ -41,14 +41,17 @@ def held_out_of(run_path: str):
         return None
 
 
-def real_images_of(run_path: str):
+def real_images_of(run_path: str, stop: bool = True):
     """The run's training images (images, labels, class names, data key), or a clear message
-    (not a traceback) when they are gone or can no longer be read."""
+    (not a traceback) when they are gone or can no longer be read: then the page stops there,
+    or with stop=False, goes on without them (None)."""
     try:
         return _real_images_of(run_path)
     except (DataError, OSError) as e:  # the message may quote file names: shown escaped
         st.error(f"The images this run trained on cannot be loaded: {sentence(e)}")
-        st.stop()
+        if stop:
+            st.stop()
+        return None
 
 
 @st.cache_data(max_entries=16, show_spinner="Generating images…")

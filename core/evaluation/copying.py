@@ -40,44 +40,71 @@ MIN_IN_CELL = 5
 C_T_COPYING, C_T_UNDERFIT = -3.0, 3.0
 
 
-def nearest_ratio(train: np.ndarray, query: np.ndarray, leave_one_out: bool = False):
-    """For each query: (its nearest training image, the distance, and that distance over the
-    training image's own distance to its nearest other training image). With leave_one_out the
-    queries are the training images themselves, each measured against the others only."""
-    if len(train) < MIN_TRAIN:
-        raise ValueError(f"the copying check needs at least {MIN_TRAIN} training images, not {len(train)}")
-    idx, dist = metrics.nearest(train, query, k=2 if leave_one_out else 1)
-    if leave_one_out:  # column 0 is the image itself
-        idx, dist = idx[:, 1], dist[:, 1]
-    else:
+# Neighbours looked at past a training image's exact duplicates for its nearest distinct one.
+NEIGHBOURS = 8
+
+
+class TrainingNeighbours:
+    """A training set's features with each image's distance to its nearest distinct other image:
+    its radius, the yardstick of "close" in that corner of the data. An exact duplicate (distance 0)
+    is the same picture, not a neighbour; counting it would make the radius 0 and hide copies of
+    exactly the images most likely to be memorised. Computed once per training set: it costs the
+    square of the set's size."""
+
+    def __init__(self, train: np.ndarray):
+        if len(train) < MIN_TRAIN:
+            raise ValueError(f"the copying check needs at least {MIN_TRAIN} training images, not {len(train)}")
+        self.train = train
+        self._idx, dist = metrics.nearest(train, train, k=min(len(train), NEIGHBOURS))
+        self._dist = np.where(dist > 0, dist, np.inf)  # itself and exact duplicates are not neighbours
+        radius = self._dist.min(axis=1)
+        # an image with more duplicates than NEIGHBOURS: the typical radius of the set
+        self.radius = np.where(np.isfinite(radius), radius, np.median(radius[np.isfinite(radius)]))
+
+    def ratios(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each query: its nearest training image, the distance, and that distance over the
+        training image's radius (below 1: closer to it than any other training image is)."""
+        idx, dist = metrics.nearest(self.train, query, k=1)
         idx, dist = idx[:, 0], dist[:, 0]
-    own_idx, own = metrics.nearest(train, train, k=3)
-    # a training image's nearest other image; leaving a query out, not the query itself
-    radius = own[:, 1][idx].copy()
-    if leave_one_out:
-        is_query = own_idx[:, 1][idx] == np.arange(len(query))
-        radius[is_query] = own[:, 2][idx][is_query]
-    return idx, dist, dist / np.maximum(radius, 1e-12)
+        return idx, dist, dist / self.radius[idx]
+
+    def leave_one_out(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ratios() of each training image against the others: its nearest distinct other image,
+        whose radius is then measured without the query."""
+        rows = np.arange(len(self.train))
+        col = self._dist.argmin(axis=1)
+        idx, dist = self._idx[rows, col], self._dist[rows, col]
+        others = np.where(self._idx[idx] == rows[:, None], np.inf, self._dist[idx])
+        radius = others.min(axis=1)
+        radius = np.where(np.isfinite(radius), radius, self.radius[idx])
+        return idx, dist, dist / radius
+
+    def authenticity(self, images: np.ndarray) -> float:
+        """Alaa et al.'s authenticity: the share of `images` not closer to their nearest training
+        image than it is to its own nearest other training image."""
+        return float(np.mean(self.ratios(images)[2] >= 1.0))
 
 
 @dataclass
 class CopyReference:
     """The near-copy flag of one training set: a generated image is flagged when its distance
-    ratio (nearest_ratio) is below the COPY_QUANTILE quantile of new real images' ratios."""
-    train: np.ndarray
+    ratio (TrainingNeighbours.ratios) is at or below the COPY_QUANTILE quantile of new real images'
+    ratios (at or below: when the data's duplicates make that quantile 0, exact copies still count)."""
+    neighbours: TrainingNeighbours
     threshold: float
     reference: str  # "held-out" or "training" (leave-one-out)
 
     @classmethod
     def build(cls, train: np.ndarray, held_out: np.ndarray | None) -> "CopyReference":
+        neighbours = TrainingNeighbours(train)
         if held_out is not None and len(held_out):
-            ratios, reference = nearest_ratio(train, held_out)[2], "held-out"
+            ratios, reference = neighbours.ratios(held_out)[2], "held-out"
         else:
-            ratios, reference = nearest_ratio(train, train, leave_one_out=True)[2], "training"
-        return cls(train, float(np.quantile(ratios, COPY_QUANTILE)), reference)
+            ratios, reference = neighbours.leave_one_out()[2], "training"
+        return cls(neighbours, float(np.quantile(ratios, COPY_QUANTILE)), reference)
 
     def flags(self, query: np.ndarray) -> np.ndarray:
-        return nearest_ratio(self.train, query)[2] < self.threshold
+        return self.neighbours.ratios(query)[2] <= self.threshold
 
 
 def c_t(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, seed: int = 0) -> dict:
@@ -99,12 +126,6 @@ def c_t(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, seed: in
         weight.append(len(h))
     value = float(np.dot(weight, z) / np.sum(weight)) if z else None
     return {"c_t": value, "cells": len(z), "z": [float(v) for v in z]}
-
-
-def authenticity(train: np.ndarray, images: np.ndarray) -> float:
-    """Alaa et al.'s authenticity: the share of `images` not closer to their nearest training
-    image than it is to its own nearest other training image."""
-    return float(np.mean(nearest_ratio(train, images)[2] >= 1.0))
 
 
 # -- what a generator that memorised would plausibly draw (for tests and bench/copy_check.py)

@@ -116,11 +116,11 @@ def copying_report(run_dir: Path | str, ckpt_name: str = "latest.pt", n: int = 1
     result = {"checkpoint": ckpt_name, "step": ck.get("counters", {}).get("step"),
               "kimg": ck.get("counters", {}).get("nimg", 0) / 1000, "n_fake": n, "n_train": len(train.names),
               "n_held_out": 0 if held is None else len(held.names), "near_copies": float(flag.flags(fake).mean()),
-              "near_copy_reference": flag.reference, "authenticity": copying.authenticity(real["train"], fake),
+              "near_copy_reference": flag.reference, "authenticity": flag.neighbours.authenticity(fake),
               "authenticity_held_out": None, "c_t": None, "c_t_cells": 0, "time": time.time()}
     if held is not None:
         ct = copying.c_t(real["train"], real["held"], fake)
-        result.update(authenticity_held_out=copying.authenticity(real["train"], real["held"]), c_t=ct["c_t"],
+        result.update(authenticity_held_out=flag.neighbours.authenticity(real["held"]), c_t=ct["c_t"],
                       c_t_cells=ct["cells"])
     atomic.update_json(run.path / EVALS / "copying.json", lambda saved: {**saved, ckpt_name: result})
     return result
@@ -163,7 +163,7 @@ def copying_in_words(r: dict) -> list[str]:
 
 def load_copying(run_dir: Path | str) -> dict:
     return _load_entries(run_dir, "copying.json", lambda k, e: isinstance(e["checkpoint"], str) and _numbers(
-        e, "near_copies", "authenticity", "kimg", "n_fake", "n_held_out") and all(
+        e, "near_copies", "authenticity", "kimg", "n_fake", "n_held_out", "c_t_cells") and all(
         e[key] is None or _numbers(e, key) for key in ("authenticity_held_out", "c_t")))
 
 

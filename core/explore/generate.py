@@ -5,9 +5,10 @@ pass the near-copy check, so that nothing handed out is a near-copy of a trainin
 import io
 import json
 import re
+import shlex
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,11 @@ from PIL import Image
 
 from core import atomic
 from core.explore import latent
+from core.grid import png_bytes
 
 SETTINGS_FILE = "settings.json"
-MAX_IMAGES = 10_000   # per set: more is a job for a script around core.explore
+MAX_IMAGES = 10_000   # per set from a terminal: more is a job for a script around core.explore
+MAX_IN_APP = 500      # per set in the browser: the zip is held in memory until downloaded
 MAX_SIZE = 1024       # output side in pixels (images are upscaled from the generator's own size)
 TRIES_PER_IMAGE = 10  # with the copy check on: seeds tried per image wanted, at most
 BATCH = 32
@@ -45,29 +48,46 @@ def file_name(seed: int) -> str:
     return f"seed-{seed:06d}.png"
 
 
-def generate(G, seeds: list[int], n: int | None = None, psi: float = 1.0, cls: int | None = None,
-             size: int | None = None, is_copy: Callable[[np.ndarray], np.ndarray] | None = None,
-             progress: Callable[[int, int], None] | None = None) -> tuple[dict[int, np.ndarray], list[int]]:
-    """({seed: image}, seeds left out as likely copies). Draws `seeds` in order, or with `n`,
-    seeds from seeds[0] on until n images pass is_copy (a mask of flagged images), trying at
-    most TRIES_PER_IMAGE * n seeds. Images are uint8 [size, size, 3] (Lanczos from G's own size)."""
+def draw(G, seeds: list[int], n: int | None = None, psi: float = 1.0, cls: int | None = None,
+         size: int | None = None, is_copy: Callable[[np.ndarray], np.ndarray] | None = None
+         ) -> Iterator[tuple[int, np.ndarray | None]]:
+    """(seed, image) in seed order, image None for a seed left out because is_copy (a mask of
+    flagged images) flags it. Draws `seeds`, or with `n`, seeds from seeds[0] on until n images
+    pass, trying at most TRIES_PER_IMAGE * n seeds. Images are uint8 [size, size, 3] (Lanczos from
+    G's own size), made a batch at a time, so a set of any size never sits in memory whole."""
     wanted = n if n is not None else len(seeds)
     pool = seeds if n is None else range(seeds[0], min(seeds[0] + TRIES_PER_IMAGE * n, latent.MAX_SEED + 1))
-    kept, copies, pool = {}, [], list(pool)
+    pool, kept = list(pool), 0
     for i in range(0, len(pool), BATCH):
+        if kept == wanted:
+            return
         batch = pool[i:i + BATCH]
         images = latent.render_seeds(G, batch, psi, cls)
         flagged = is_copy(images) if is_copy else np.zeros(len(batch), dtype=bool)
         for seed, image, copy in zip(batch, images, flagged):
-            if copy:
-                copies.append(seed)
-            elif len(kept) < wanted:
-                kept[seed] = resized(image, size)
+            if kept == wanted:
+                return
+            kept += not copy
+            yield seed, None if copy else resized(image, size)
+
+
+def make_set(drawn: Iterable[tuple[int, np.ndarray | None]], put: Callable[[str, bytes], None], total: int,
+             progress: Callable[[int, int], None] | None = None, preview: int = 0
+             ) -> tuple[list[int], list[int], list[np.ndarray]]:
+    """Hands each drawn image to put(file name, PNG bytes) as it comes; returns (seeds kept, seeds
+    left out as likely copies, the first `preview` images)."""
+    kept, copies, shown = [], [], []
+    for seed, image in drawn:
+        if image is None:
+            copies.append(seed)
+            continue
+        put(file_name(seed), png_bytes(Image.fromarray(image)))
+        kept.append(seed)
+        if len(shown) < preview:
+            shown.append(image)
         if progress:
-            progress(len(kept), wanted)
-        if len(kept) >= wanted:
-            break
-    return kept, copies
+            progress(len(kept), total)
+    return kept, copies, shown
 
 
 def resized(image: np.ndarray, size: int | None) -> np.ndarray:
@@ -76,33 +96,37 @@ def resized(image: np.ndarray, size: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
 
 
-def settings(run: str, checkpoint: str, step, seeds: list[int], psi: float, class_name: str | None,
-             size: int, copies: list[int], copy_check: bool) -> dict:
+def settings(run: str, checkpoint: str, network: str, step, seeds: list[int], psi: float,
+             class_name: str | None, size: int, copies: list[int], copy_check: bool) -> dict:
     """What makes every image of the set again (python -m core.generate with these)."""
-    return {"run": run, "checkpoint": checkpoint, "step": step, "psi": psi, "class": class_name, "size": size,
-            "seeds": seeds, "copy_check": copy_check, "left_out_as_copies": copies, "created": time.time(),
-            "again": f"python -m core.generate --run {run} --checkpoint {checkpoint} --seeds "
-                     f"{','.join(map(str, seeds))} --psi {psi:g} --size {size}"
-                     + (f" --class {class_name}" if class_name else "")}
+    again = ["python", "-m", "core.generate", "--run", run, "--checkpoint", checkpoint, "--network", network,
+             "--seeds", ",".join(map(str, seeds)), "--psi", f"{psi:g}", "--size", str(size)]
+    if class_name:
+        again += ["--class", class_name]
+    return {"run": run, "checkpoint": checkpoint, "network": network, "step": step, "psi": psi,
+            "class": class_name, "size": size, "seeds": seeds, "copy_check": copy_check,
+            "left_out_as_copies": copies, "created": time.time(), "again": shlex.join(again + ["--out", "OUT"])}
 
 
-def write_folder(out: Path, images: dict[int, np.ndarray], meta: dict) -> list[Path]:
+def write_folder(out: Path, drawn: Iterable[tuple[int, np.ndarray | None]], total: int,
+                 describe: Callable[[list[int], list[int]], dict], progress=None) -> dict:
+    """The set as PNG files in out/, each written whole as it is drawn, then settings.json from
+    describe(seeds kept, seeds left out as copies); returns the settings."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed, image in images.items():
-        paths.append(out / file_name(seed))
-        with atomic.atomic_path(paths[-1]) as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")
+    kept, copies, _ = make_set(drawn, lambda name, data: atomic.write_bytes(out / name, data), total, progress)
+    meta = describe(kept, copies)
     atomic.write_json(out / SETTINGS_FILE, meta)
-    return paths
+    return meta
 
 
-def zip_bytes(images: dict[int, np.ndarray], meta: dict) -> bytes:
+def zip_set(drawn: Iterable[tuple[int, np.ndarray | None]], total: int,
+            describe: Callable[[list[int], list[int]], dict], progress=None, preview: int = 0
+            ) -> tuple[bytes, dict, list[np.ndarray]]:
+    """The set as one zip (PNG files and settings.json): (its bytes, the settings, the first
+    `preview` images)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:  # PNGs are compressed already
-        for seed, image in images.items():
-            png = io.BytesIO()
-            Image.fromarray(image).save(png, format="PNG")
-            z.writestr(file_name(seed), png.getvalue())
+        kept, copies, shown = make_set(drawn, z.writestr, total, progress, preview)
+        meta = describe(kept, copies)
         z.writestr(SETTINGS_FILE, json.dumps(meta, indent=1))
-    return buf.getvalue()
+    return buf.getvalue(), meta, shown

@@ -130,17 +130,28 @@ def _loss(G, perceptual: Perceptual, z: torch.Tensor, target: torch.Tensor, goal
 
 # -- saved projections ------------------------------------------------------------
 
-def save_projection(run_dir: Path | str, name: str, p: Projection, source: str = "") -> None:
+MAX_NAME = 60
+
+
+def projection_name(name: str) -> str:
+    """The name a projection is saved under (stripped); a ValueError that says why it cannot be."""
     name = name.strip()
-    if not name or len(name) > 60:
-        raise ValueError("a projection needs a name of 1-60 characters")
+    if not name or len(name) > MAX_NAME:
+        raise ValueError(f"a projection needs a name of 1-{MAX_NAME} characters")
+    return name
+
+
+def save_projection(run_dir: Path | str, name: str, p: Projection, source: str = "") -> None:
+    """Saved under `name` in the run folder; one saved before under the same name is replaced."""
+    name = projection_name(name)
     entry = {"z": [round(float(v), 7) for v in p.z], "class": p.cls, "source": source,
              "loss": p.losses[-1]["loss"] if p.losses else None, "created": time.time()}
     atomic.update_json(Path(run_dir) / PROJECTIONS_FILE, lambda saved: {**saved, name: entry})
 
 
-def load_projections(run_dir: Path | str, z_dim: int | None = None) -> dict[str, dict]:
-    """name -> {"z": tensor [z_dim], "class": int | None}; damaged entries or other lengths left out."""
+def load_projections(run_dir: Path | str, z_dim: int | None = None, n_classes: int = 0) -> dict[str, dict]:
+    """name -> {"z": tensor [z_dim], "class": int | None}; damaged entries, other lengths and
+    classes the model does not have are left out."""
     path = Path(run_dir) / PROJECTIONS_FILE
     try:
         saved = json.loads(path.read_text()) if path.exists() else {}
@@ -154,6 +165,6 @@ def load_projections(run_dir: Path | str, z_dim: int | None = None) -> dict[str,
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
             continue
         if z.ndim == 1 and len(z) == (z_dim or len(z)) > 0 and torch.isfinite(z).all() and (
-                cls is None or isinstance(cls, int)):
+                cls is None or type(cls) is int and 0 <= cls < n_classes):
             out[name] = {"z": z, "class": cls}
     return out

@@ -6,7 +6,7 @@ but torch installed, no GANscope code:
     images = G(torch.randn(16, G.z_dim), classes)   # class-conditional models: long [16]
 
 Spectral norms are baked into plain weights and BatchNorm keeps G_ema's standing statistics,
-so the file draws what GANscope draws (to 1e-4 of the [-1, 1] range: core/export.py).
+so the file draws what GANscope draws (to TOLERANCE, checked on every export).
 TorchScript is deprecated upstream in favour of torch.export, but it is still the one format
 that loads in a fresh Python with one call; ONNX would need the onnx package, which GANscope
 does not depend on.
@@ -21,6 +21,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from core import atomic, checkpoint
+
+TOLERANCE = 1e-4  # largest pixel difference (of the [-1, 1] range) from GANscope's own rendering: 0.013 of 255
 
 
 class _Core(nn.Module):
@@ -60,16 +62,29 @@ def baked(G: nn.Module) -> nn.Module:
     return G
 
 
-def export(ckpt: Path | str, out: Path | str) -> torch.jit.ScriptModule:
-    """Write the checkpoint's G_ema as TorchScript to `out` (atomically); returns the module."""
+def export(ckpt: Path | str, out: Path | str) -> float:
+    """Write the checkpoint's G_ema as TorchScript to `out`, once it is checked to draw what
+    GANscope draws (to TOLERANCE); returns the largest difference found. A file that does not
+    match is never left at `out` (a ValueError says by how much)."""
     G, _ = checkpoint.load_generator(ckpt)
-    G = baked(G)
+    plain = baked(checkpoint.load_generator(ckpt)[0])  # its own copy: baking a deepcopy also unhooks G's norms
     z = torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(0))
     c = torch.arange(3) % max(G.n_classes, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
-        module = torch.jit.script(Standalone(torch.jit.trace(_Core(G), (z, c), check_trace=False), G.z_dim,
+        module = torch.jit.script(Standalone(torch.jit.trace(_Core(plain), (z, c), check_trace=False), G.z_dim,
                                              G.n_classes, G.res))
         with atomic.atomic_path(out) as tmp:
             module.save(str(tmp))
-    return module
+            diff = difference(torch.jit.load(str(tmp)), G)  # the file as written, read back
+            if diff > TOLERANCE:
+                raise ValueError(f"the exported file draws differently from GANscope (max difference {diff:.2g})")
+    return diff
+
+
+@torch.no_grad()
+def difference(module, G: nn.Module, n: int = 8) -> float:
+    """The largest pixel difference (of the [-1, 1] range) between the module and GANscope's G."""
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(1))
+    ours = G(z, torch.zeros(n, dtype=torch.long) if G.n_classes else None).clamp(-1, 1)
+    return (module(z) - ours).abs().max().item()

@@ -61,8 +61,11 @@ def snapshots_to_spare(run_dir: Path | str) -> set[int]:
     still has a snapshot from before its fall to rewind to."""
     run = RunFolder(run_dir)
     saved, snapshots = run.read_health(), run.snapshot_steps()
-    spare = {f.get("rewind") for f in saved.get("findings", []) if isinstance(f, dict)} & set(snapshots)
-    rows = [g for g in saved.get("grids", []) if isinstance(g, dict) and isinstance(g.get("step"), int)]
+    # health.json is read, not trusted: a damaged one must not end the run that prunes by it
+    findings, rows = (saved.get(k) if isinstance(saved.get(k), list) else [] for k in ("findings", "grids"))
+    spare = {f.get("rewind") for f in findings if isinstance(f, dict) and type(f.get("rewind")) is int}
+    spare &= set(snapshots)
+    rows = [g for g in rows if isinstance(g, dict) and type(g.get("step")) is int]
     for measure in DIVERSITY:
         scored = [g for g in rows if isinstance(g.get(measure), (int, float))]
         if scored:

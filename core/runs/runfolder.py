@@ -16,7 +16,9 @@ the trainer, `mark` for a launcher that finds its trainer gone).
     <run>/train.log        readable log (appended; a launcher sends the trainer's output here too)
     <run>/notes.md         the user's notes                     (atomic, by the app)
     <run>/directions.json  named edit directions                (atomic, by the Latent Lab)
-    <run>/evals/           metrics.json, quiz.json, reference.json (atomic, by Real vs Fake)
+    <run>/projections.json your pictures' latents, by name      (atomic, by the Latent Lab or core.project)
+    <run>/evals/           metrics.json, copying.json, quiz.json, reference.json
+                                                                (atomic, by Real vs Fake or core.evaluate)
 
 Readers of metrics.jsonl must ignore a last line without a trailing newline:
 it may be mid-write.
