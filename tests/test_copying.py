@@ -4,6 +4,7 @@ generated ones (the statistics must move the right way; held-out images must not
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from conftest import REPO, TINY, make_images, read_json, run_trainer
 
 from core import checkpoint, features
 from core.data import holdout
-from core.data.imageset import load_image_set
+from core.data.imageset import labels_of, load_image_set
 from core.evaluation import copying, evaluate
 from core.paths import CHECKPOINTS_DIR, DEMO_RUN
 from core.runs.runfolder import RunFolder
@@ -27,6 +28,17 @@ def test_the_held_out_split_depends_on_names_and_seed_only():
     assert holdout.pick_held_out(names, 0.1, seed=1) != held
     assert holdout.pick_held_out(names[:holdout.HOLDOUT_MIN_IMAGES - 1], 0.1, seed=0) == []  # tiny sets keep all
     assert holdout.pick_held_out(names, 0.0, seed=0) == []
+
+
+def test_the_held_out_split_takes_its_share_of_each_class():
+    # A conditional set: two big classes and two tiny ones that an unstratified 10 % could empty.
+    names = ([f"cats/{i}.png" for i in range(150)] + [f"dogs/{i}.png" for i in range(90)]
+             + [f"owls/{i}.png" for i in range(4)] + [f"yaks/{i}.png" for i in range(6)])
+    labels, _ = labels_of(names)
+    for seed in range(20):
+        held = holdout.pick_held_out(names, 0.1, seed, labels)
+        per_class = Counter(name.split("/")[0] for name in held)
+        assert per_class == {"cats": 15, "dogs": 9, "yaks": 1}, per_class  # round(0.1 * n) of each
 
 
 def test_c_t_matches_a_hand_computed_z_score():

@@ -17,12 +17,21 @@ from core.data.imageset import ImageSet
 HOLDOUT_MIN_IMAGES = 200
 
 
-def pick_held_out(names: list[str], fraction: float, seed: int) -> list[str]:
-    """round(fraction * n) names, chosen by a hash of (seed, name); none for a small set."""
+def pick_held_out(names: list[str], fraction: float, seed: int, labels=None) -> list[str]:
+    """round(fraction * n) names of each class, chosen by a hash of (seed, name); none for a small set.
+
+    Per class, so that a class of 3 images among 1,000 is never held out whole (a conditional G
+    would then have none of it to learn from) and every class is evaluated in its own share.
+    """
     if fraction <= 0 or len(names) < HOLDOUT_MIN_IMAGES:
         return []
-    rank = sorted(names, key=lambda name: hashlib.sha256(f"{seed}:{name}".encode()).digest())
-    return sorted(rank[:round(fraction * len(names))])
+    classes = [0] * len(names) if labels is None else [int(c) for c in labels]
+    held = []
+    for c in sorted(set(classes)):
+        members = [name for name, k in zip(names, classes) if k == c]
+        rank = sorted(members, key=lambda name: hashlib.sha256(f"{seed}:{name}".encode()).digest())
+        held += rank[:round(fraction * len(members))]
+    return sorted(held)
 
 
 def split(data: ImageSet, held_names: list[str]) -> tuple[ImageSet, ImageSet]:

@@ -76,7 +76,7 @@ class Trainer:
             raise DataError(f"--cond needs class labels, but {cfg.data} has no subfolders or categories")
         held = self.run.read_holdout()
         if held is None:  # chosen once, when the run starts; a resume keeps the same images back
-            held = holdout.pick_held_out(data.names, cfg.holdout, cfg.seed)
+            held = holdout.pick_held_out(data.names, cfg.holdout, cfg.seed, data.labels)
             if self.ranks.main:
                 self.run.write_holdout(cfg.holdout, held)
         data, kept_back = holdout.split(data, held)
