@@ -13,6 +13,7 @@ from core.training.config import (
     ARCHS,
     AUG_MODES,
     AUG_P,
+    DEFAULT_RECIPE,
     DEFAULTS,
     DISCS,
     HELP,
@@ -20,7 +21,6 @@ from core.training.config import (
     RECIPE_HELP,
     RECIPES,
     RESOLUTIONS,
-    default_recipe,
     default_text,
     preset,
 )
@@ -71,8 +71,8 @@ def new_run_form():
         upload = st.file_uploader("Zip of images (subfolders become classes)", type=["zip"], key="new-zip")
     left, mid, right = st.columns(3)
     res = left.selectbox("Resolution", RESOLUTIONS, index=RESOLUTIONS.index(DEFAULTS["res"]), key="new-res", **KEPT)
-    follow_default("new-recipe", default_recipe(res))  # the size's best recipe until the user picks one
-    recipe = mid.selectbox("Recipe", list(RECIPES), key="new-recipe", **KEPT,
+    recipe = mid.selectbox("Recipe", list(RECIPES), index=list(RECIPES).index(DEFAULT_RECIPE), key="new-recipe",
+                           **KEPT,
                            help="  \n".join([f"**{k}**: {v}." for k, v in RECIPE_HELP.items()]
                                             + [f"Default: {default_text('recipe')}."]))
     keep_valid("new-arch", ["recipe's", *ARCHS], "recipe's")

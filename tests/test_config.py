@@ -11,11 +11,11 @@ def test_the_default_is_the_projected_recipe():
     assert (cfg.aug, cfg.aug_p, cfg.r1_gamma, cfg.ema_kimg, cfg.beta1, cfg.beta2) == ("fixed", 1.0, 0.0, 5.0, 0.0, 0.99)
 
 
-def test_the_default_recipe_follows_the_image_size():
-    assert resolve({"res": 32}).recipe == "small-data"  # ImageNet features see 32 px poorly (README bench)
-    assert resolve({"res": 32}).arch == "dcgan"
-    assert [resolve({"res": res}).recipe for res in (64, 128)] == ["projected", "projected"]
-    assert resolve({"res": 32, "recipe": "projected"}).arch == "fastgan"  # asked for: kept
+def test_the_default_recipe_at_every_size_and_an_asked_for_one_kept():
+    assert [(resolve({"res": res}).recipe, resolve({"res": res}).arch) for res in (32, 64, 128)] == \
+        [("projected", "fastgan")] * 3  # photos at 32 px too (README bench)
+    assert (resolve({"res": 32, "recipe": "small-data"}).recipe, resolve({"res": 32, "recipe": "small-data"}).arch) \
+        == ("small-data", "dcgan")
     assert resolve({"res": 128, "recipe": "tutorial"}).recipe == "tutorial"
 
 

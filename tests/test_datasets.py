@@ -213,7 +213,8 @@ def test_a_curated_version_is_what_training_uses(curated_set, tmp_path):
 
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "core.train", "--data", str(v2.path), "--out", str(out),
-                           "--res", "32", "--channels", "8", "--batch", "8", "--kimg", "0.02"],
+                           "--recipe", "small-data", "--res", "32", "--channels", "8", "--batch", "8",
+                           "--kimg", "0.02"],
                           cwd=REPO, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     config = json.loads((out / "config.json").read_text())

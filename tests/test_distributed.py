@@ -6,7 +6,7 @@ import sys
 from conftest import REPO, read_json, read_jsonl, run_trainer
 
 TINY = ["--res", "32", "--batch", "8", "--channels", "8", "--log-every", "5", "--device", "cpu",
-        "--threads", "1"]
+        "--threads", "1", "--recipe", "small-data"]
 
 
 def torchrun(*args, nproc=2, timeout=240) -> subprocess.CompletedProcess:

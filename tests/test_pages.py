@@ -68,8 +68,8 @@ def test_training_page_shows_a_finished_run(finished_run):
 def test_training_page_monitors_and_stops_a_live_run(runs_root, tmp_path):
     data = make_images(tmp_path / "images", 12)
     registry = Registry(runs_root)
-    registry.start("live", {"data": str(data), "kimg": 1000, "res": 32, "batch": 8, "channels": 8,
-                            "log_every": 5, "threads": 1})
+    registry.start("live", {"data": str(data), "kimg": 1000, "recipe": "small-data", "res": 32, "batch": 8,
+                            "channels": 8, "log_every": 5, "threads": 1})
     wait_for(lambda: registry.get("live").state == "running" and registry.get("live").folder.metrics_file.exists(),
              what="running with metrics")
     at = app(TRAINING).run()
@@ -147,20 +147,20 @@ def test_new_run_form_launches_a_run(runs_root, tmp_path):
     assert registry.stop("from-form").state in ("stopped", "failed")
 
 
-def test_new_run_forms_recipe_follows_the_resolution_until_picked(runs_root):
+def test_new_run_forms_batch_follows_the_recipe_and_the_picks_stay(runs_root):
     at = app(TRAINING, "New run").run()
     recipe, batch = (lambda: by_label(at.selectbox, "Recipe").value), (lambda: by_label(at.number_input,
                                                                                         "Batch size").value)
     assert (recipe(), batch()) == ("projected", 16)
-    for res, expected in ((32, ("small-data", 64)), (128, ("projected", 16)), (32, ("small-data", 64)),
-                          (64, ("projected", 16))):  # several changes in a row: each one counts
+    for name, expected in (("small-data", 64), ("tutorial", 128), ("projected", 16), ("small-data", 64)):
+        by_label(at.selectbox, "Recipe").set_value(name).run()  # several changes in a row: each one counts
+        assert (recipe(), batch()) == (name, expected), name
+    for res in (32, 128, 64):  # the user's pick stays when the size changes
         by_label(at.selectbox, "Resolution").set_value(res).run()
-        assert (recipe(), batch()) == expected, res
+        assert (recipe(), batch()) == ("small-data", 64), res
+    by_label(at.number_input, "Batch size").set_value(24).run()
     by_label(at.selectbox, "Recipe").set_value("tutorial").run()
-    assert (recipe(), batch()) == ("tutorial", 128)
-    for res in (32, 128):  # the user's pick stays
-        by_label(at.selectbox, "Resolution").set_value(res).run()
-        assert recipe() == "tutorial"
+    assert (recipe(), batch()) == ("tutorial", 24)  # an edited batch is the user's
     assert not at.exception
 
 

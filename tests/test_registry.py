@@ -8,8 +8,8 @@ from conftest import make_images, read_jsonl, wait_for
 from core.runs.registry import Registry, RunError, trainer_args, validate_name
 from core.runs.runfolder import MetricsTail
 
-TINY_OPTIONS = {"res": 32, "batch": 8, "channels": 8, "log_every": 5, "sample_kimg": 0.2,
-                "snapshot_kimg": 10, "threads": 1}
+TINY_OPTIONS = {"recipe": "small-data", "res": 32, "batch": 8, "channels": 8, "log_every": 5,
+                "sample_kimg": 0.2, "snapshot_kimg": 10, "threads": 1}
 
 
 @pytest.fixture
