@@ -117,6 +117,18 @@ def shown(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
+def exit_code_and_stderr(main, argv, capsys) -> tuple[int, str]:
+    """A CLI's main(argv) in this process, for its many bad-option cases: `python -m` only adds
+    sys.exit(main()), which each CLI's test proves once in a real process; a fresh interpreter
+    per case cost seconds of imports each."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    return code, capsys.readouterr().err
+
+
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
 

@@ -8,9 +8,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY, make_images, read_json, run_trainer
+from conftest import REPO, TINY, exit_code_and_stderr, make_images, read_json, run_trainer
 
 from core import checkpoint, features
+from core import evaluate as evaluate_cli
 from core.data import holdout
 from core.data.imageset import labels_of, load_image_set
 from core.evaluation import copying, evaluate
@@ -165,7 +166,7 @@ def test_small_sets_and_runs_from_before_keep_nothing_back(tmp_path):
     assert read_json(big / "status.json")["n_images"] == 220 and read_json(big / "holdout.json")["names"] == []
 
 
-def test_the_cli_evaluates_quality_and_copying(tmp_path):
+def test_the_cli_evaluates_quality_and_copying(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_trainer("--data", make_images(tmp_path / "imgs", 220, classes=()), "--out", run, *TINY,
                        "--kimg", "0.08").returncode == 0
@@ -181,6 +182,5 @@ def test_the_cli_evaluates_quality_and_copying(tmp_path):
                                 (["--checkpoint", "step-1.pt"], 1, "there: latest.pt"),
                                 (["--n", "5"], 2, "--n must be from 100"),
                                 (["--run", tmp_path], 1, "is not a run folder")):
-        bad = subprocess.run([sys.executable, "-m", "core.evaluate", "--run", run, *args], cwd=REPO,
-                             capture_output=True, text=True, timeout=120)
-        assert bad.returncode == code and message in bad.stderr, (args, bad.stderr)
+        got, stderr = exit_code_and_stderr(evaluate_cli.main, ["--run", run, *args], capsys)
+        assert got == code and message in stderr, (args, stderr)

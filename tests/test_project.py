@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, exit_code_and_stderr
 from PIL import Image
 
 from core import checkpoint
+from core import project as project_cli
 from core.data.imageset import load_image_set
 from core.explore import latent, project
 from core.paths import CHECKPOINTS_DIR, DEMO_RUN
@@ -46,7 +47,7 @@ def test_a_real_picture_gets_closer_than_any_starting_seed(G):
     assert result.image.shape == (64, 64, 3) and abs(float(result.z.pow(2).mean()) - 1) < 0.5  # a typical length
 
 
-def test_the_cli_writes_the_latent_reconstruction_and_losses(tmp_path):
+def test_the_cli_writes_the_latent_reconstruction_and_losses(tmp_path, capsys):
     run = Path(shutil.copytree(DEMO, tmp_path / "run"))
     picture = tmp_path / "photo.jpg"
     Image.fromarray((np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8)).save(picture)
@@ -74,6 +75,6 @@ def test_the_cli_writes_the_latent_reconstruction_and_losses(tmp_path):
                                 (["--steps", "0"], 2, "--steps must be from 1"),
                                 (["--class", "cats"], 1, "no class 'cats'"),
                                 (["--name", "  "], 2, "--name: a projection needs a name")):
-        bad = subprocess.run([sys.executable, "-m", "core.project", "--run", run, "--image", picture, "--out",
-                              tmp_path / "bad", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert bad.returncode == code and message in bad.stderr, (args, bad.stderr[-500:])
+        got, stderr = exit_code_and_stderr(project_cli.main, ["--run", run, "--image", picture, "--out",
+                                                              tmp_path / "bad", *args], capsys)
+        assert got == code and message in stderr, (args, stderr[-500:])
