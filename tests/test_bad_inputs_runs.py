@@ -71,7 +71,7 @@ def test_run_files_of_the_wrong_kind_are_listed_not_fatal(stopped_run, tmp_path,
 
 HOSTILE_SPECS = [({"channels": 10**9}, "channels must be a whole number from 4 to 512"), ({"z_dim": -3}, "z_dim must be"),
                  ({"res": 4096}, "resolution must be"), ({"arch": "../../x"}, "unknown architecture"),
-                 ({"channels": None}, "channels")]
+                 ({"channels": None}, "channels"), ({"feature_res": 10**6}, "feature resolution must be")]
 
 
 @pytest.mark.parametrize("spec, text", HOSTILE_SPECS)

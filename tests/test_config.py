@@ -1,7 +1,7 @@
 """Recipes and networks resolve into the settings the README promises; typed options win."""
 import pytest
 
-from core.training.config import resolve
+from core.training.config import TrainConfig, resolve
 
 
 def test_the_default_is_the_projected_recipe():
@@ -17,6 +17,16 @@ def test_the_default_recipe_at_every_size_and_an_asked_for_one_kept():
     assert (resolve({"res": 32, "recipe": "small-data"}).recipe, resolve({"res": 32, "recipe": "small-data"}).arch) \
         == ("small-data", "dcgan")
     assert resolve({"res": 128, "recipe": "tutorial"}).recipe == "tutorial"
+
+
+def test_the_projected_d_sees_at_least_64_px_and_runs_from_before_keep_what_they_saw():
+    assert [resolve({"res": res}).feature_res for res in (32, 64, 128)] == [64, 64, 128]
+    assert resolve({"res": 32, "feature_res": 32}).feature_res == 32  # asked for: kept
+    with pytest.raises(ValueError, match="--feature-res must be one of 32, 64, 128"):
+        resolve({"res": 32, "feature_res": 48})
+    saved = resolve({"res": 32}).to_dict()
+    del saved["feature_res"]  # a 32 px run from before --feature-res fed D its images as they were
+    assert TrainConfig.from_dict(saved).feature_res == 32
 
 
 def test_the_small_data_recipe_on_the_tutorials_networks():

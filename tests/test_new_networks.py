@@ -1,5 +1,7 @@
 """The FastGAN-lite generator, the projected discriminator and the losses: shapes, training,
 checkpoints, exact resume, a frozen backbone that still passes gradients, and the maths."""
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,10 +45,10 @@ def test_checkpoints_leave_out_the_frozen_backbone_and_load_safely(tmp_path):
     assert torch.equal(D(x), other(x))
 
 
-@pytest.mark.parametrize("res, scales", [(32, 3), (64, 4), (128, 4)])
-def test_every_scale_and_the_pixel_head_have_an_equal_say(res, scales):
-    D = ProjectedDiscriminator(res)
-    assert len(D.heads) == scales
+@pytest.mark.parametrize("res, feature_res, scales", [(32, 64, 4), (64, 64, 4), (128, 128, 4), (32, 32, 3)])
+def test_every_scale_and_the_pixel_head_have_an_equal_say(res, feature_res, scales):
+    D = ProjectedDiscriminator(res, feature_res=feature_res)
+    assert len(D.heads) == scales  # 32 px images as they are leave the coarsest tap under 4 px
     assert D(torch.randn(2, 3, res, res)).shape == (2, (scales + 1) * LOGIT_GRID ** 2)
 
 
@@ -169,7 +171,27 @@ def test_the_projected_recipe_trains_and_resumes_exactly(image_folder, tmp_path)
     assert [r["loss_d"] for r in rows_a] == [r["loss_d"] for r in rows_b]
     config = read_json(straight / "config.json")
     assert (config["loss"], config["aug"], config["aug_p"], config["r1_gamma"]) == ("hinge", "fixed", 1.0, 0.0)
+    assert config["feature_res"] == a["model"]["feature_res"] == 64  # 32 px images, brought up for D
     assert not any(k.startswith("pyramid.blocks") for k in a["D"])  # the frozen backbone is not saved
+
+
+def test_a_32_px_run_from_before_feature_res_resumes_as_it_was(image_folder, tmp_path):
+    run = tmp_path / "old"
+    assert run_trainer("--data", image_folder, "--out", run, *PROJECTED, "--feature-res", "32",
+                       "--kimg", "0.04").returncode == 0
+    # What such a run saved: no feature_res in its settings nor in its checkpoints' model spec.
+    config = read_json(run / "config.json")
+    del config["feature_res"]
+    (run / "config.json").write_text(json.dumps(config))
+    for saved in (run / "checkpoints").glob("*.pt"):
+        state = checkpoint.load(saved)
+        del state["model"]["feature_res"]
+        checkpoint.save(saved, state)
+    result = run_trainer("--out", run, "--resume", "--kimg", "0.08")
+    assert result.returncode == 0, result.stderr
+    after = checkpoint.load(run / "checkpoints" / "latest.pt")
+    assert after["counters"]["step"] == 10 and after["model"]["feature_res"] == 32
+    assert len(build_discriminator(after["model"]).heads) == 3  # the D it was trained with
 
 
 def test_the_r3gan_recipe_logs_both_penalties(image_folder, tmp_path):

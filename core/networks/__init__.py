@@ -31,8 +31,10 @@ from core.training.config import (  # the option space
 )
 
 
-def model_spec(arch: str, res: int, z_dim: int, channels: int, n_classes: int = 0, disc: str = "") -> dict:
-    """Everything needed to rebuild a model; stored in every checkpoint. disc "" = the arch's own D.
+def model_spec(arch: str, res: int, z_dim: int, channels: int, n_classes: int = 0, disc: str = "",
+               feature_res: int | None = None) -> dict:
+    """Everything needed to rebuild a model; stored in every checkpoint. disc "" = the arch's own D;
+    feature_res (the projected D's) None = res, as in checkpoints from before it.
     Checked here, because a checkpoint may come from anyone: sizes out of range are refused
     before anything is allocated."""
     if arch not in ARCHS:
@@ -40,20 +42,23 @@ def model_spec(arch: str, res: int, z_dim: int, channels: int, n_classes: int = 
     disc = disc or own_discriminator(arch)
     if disc not in DISCS:
         raise ValueError(f"unknown discriminator {disc!r}; choose one of {', '.join(DISCS)}")
-    if res not in RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {res}")
+    feature_res = res if feature_res is None else feature_res
+    for name, value in (("resolution", res), ("feature resolution", feature_res)):
+        if value not in RESOLUTIONS:
+            raise ValueError(f"{name} must be one of {RESOLUTIONS}, not {value}")
     for name, value, (low, high) in (("z_dim", z_dim, (1, MAX_Z_DIM)), ("channels", channels, CHANNELS_RANGE),
                                      ("n_classes", n_classes, (0, MAX_CLASSES))):
         if type(value) is not int or not low <= value <= high:
             raise ValueError(f"model {name} must be a whole number from {low} to {high}, not {value!r}")
-    return {"arch": arch, "res": res, "z_dim": z_dim, "channels": channels, "n_classes": n_classes, "disc": disc}
+    return {"arch": arch, "res": res, "z_dim": z_dim, "channels": channels, "n_classes": n_classes, "disc": disc,
+            "feature_res": feature_res}
 
 
 def checked(spec: dict) -> dict:
     """A spec read from a file, checked (only its known keys count)."""
     if not isinstance(spec, dict):
         raise ValueError("the checkpoint has no valid model spec")
-    known = ("arch", "res", "z_dim", "channels", "n_classes", "disc")
+    known = ("arch", "res", "z_dim", "channels", "n_classes", "disc", "feature_res")
     try:
         return model_spec(**{k: spec[k] for k in known if k in spec})
     except TypeError as e:  # a missing field
@@ -70,7 +75,7 @@ def build_discriminator(spec: dict) -> nn.Module:
     spec = checked(spec)  # older checkpoints have no "disc": the arch's own
     disc = spec["disc"]
     if disc == "projected":
-        return ProjectedDiscriminator(spec["res"], spec["n_classes"])
+        return ProjectedDiscriminator(spec["res"], spec["n_classes"], spec["feature_res"])
     if disc == "fastgan":
         return FastGANDiscriminator(spec["res"], spec["channels"], spec["n_classes"])
     # The dcgan and resnet D take their width from `channels` only with their own G.

@@ -22,9 +22,11 @@ on every image D sees, no R1, the backbone always in eval mode. Changed, because
 here D sees small images (the paper upsamples every image to 224 px; on a CPU
 that costs 5x (64 -> 128 px) to 30x (-> 224 px) per batch), and why:
 
-- The images go in at their own size. At 64 px the coarsest scale is 4 px (2 px
-  before the cross-scale path's x2), where the paper's heads all start at 8 px or
-  more; taps below 4 px (the coarsest at 32 px) are dropped.
+- The images go in at their own size, but at least 64 px (feature_res; smaller ones
+  are brought up bilinearly, core.training.config.FEATURE_MIN_RES). At 64 px the
+  coarsest scale is 4 px (2 px before the cross-scale path's x2), where the paper's
+  heads all start at 8 px or more; taps below 4 px are dropped (the coarsest, in runs
+  from before feature_res that fed 32 px images in as they are).
 - Every head's map of logits is brought to the same 5x5 grid (nearest), so each
   scale has an equal say, as at 224 px. Left at 1 logit against the others' 25,
   the coarsest (the most global) scale weighed 1/76 of D's verdict, and G drew
@@ -126,17 +128,19 @@ class ScaleHead(nn.Module):
 
 
 class ProjectedDiscriminator(nn.Module):
-    def __init__(self, res: int, n_classes: int = 0):
+    def __init__(self, res: int, n_classes: int = 0, feature_res: int | None = None):
         super().__init__()
-        self.res = res
+        self.res, self.feature_res = res, feature_res or res
         self.pyramid = FeaturePyramid()
-        sizes = [res // s * 2 for s in (4, 8, 16, 32)]  # each level is upsampled x2 by the mixing
+        sizes = [self.feature_res // s * 2 for s in (4, 8, 16, 32)]  # each level is upsampled x2 by the mixing
         self.used = [i for i, s in enumerate(sizes) if s >= 4]
         self.heads = nn.ModuleList(ScaleHead(FUSED_CHANNELS[i], sizes[i], n_classes) for i in self.used)
         self.pixel = ScaleHead(3, res, n_classes, batchnorm=False)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        levels = self.pyramid(x)
+        seen = x if self.feature_res == self.res else F.interpolate(
+            x, size=self.feature_res, mode="bilinear", align_corners=False, antialias=self.feature_res < self.res)
+        levels = self.pyramid(seen)
         logits = [head(levels[i], c) for i, head in zip(self.used, self.heads)]
         return torch.cat([*logits, self.pixel(x, c)], dim=1)
 

@@ -55,8 +55,8 @@ RECIPES = {
                      beta2=0.999, r1_gamma=0.0, ema_kimg=0.0, aug="none"),
 }
 # One default at every size (bench/quality.py, README). At 64 px projected wins everywhere
-# measured (KID 0.29-0.56x small-data's). At 32 px, 10 minutes each, it wins on photos (CIFAR-10
-# cats: 81 against small-data's 250) and loses on the flat emoji (165 against 99): our users
+# measured (KID 0.29-0.59x small-data's). At 32 px, 10 minutes each, it wins on photos (CIFAR-10
+# cats: 76-81 against small-data's 250) and loses on the flat emoji (121 against 99): our users
 # bring photos. 128 px follows: the bigger the image, the more the pretrained features see.
 DEFAULT_RECIPE = "projected"
 RECIPE_HELP = {
@@ -66,6 +66,11 @@ RECIPE_HELP = {
     "r3gan": "the small-data recipe with R3GAN's relativistic loss and R1 + R2",
     "tutorial": "the PyTorch DCGAN tutorial as it is, as a baseline",
 }
+# The projected D brings smaller images up to this size (bilinear) before its frozen
+# ImageNet network: a 32 px image leaves that network 1-8 px maps, too little to see. On the
+# emoji at 32 px, 10 minutes each, it lowered projected's KID from 0.72x the tutorial's to
+# 0.50x, although each step costs what a 64 px one does (bench/quality.py, README).
+FEATURE_MIN_RES = 64
 # Network sizes per generator: dcgan's are the tutorial's ngf/ndf and nz; fastgan is 1/8 of
 # the published width (README: "Changed for a CPU").
 ARCH_SIZES = {"dcgan": dict(channels=64, z_dim=100), "resnet": dict(channels=16, z_dim=128),
@@ -124,6 +129,9 @@ class TrainConfig:
                        "projections, trained heads per scale) or fastgan (FastGAN's, with reconstruction "
                        "decoders; needs --loss hinge); other generators than the recipe's bring their own",
                        choices=DISCS)
+    feature_res: int = option(None, "projected D: the size images are resized to for its frozen feature network "
+                              f"(default: the image size, at least {FEATURE_MIN_RES})", type=int,
+                              choices=RESOLUTIONS)
     loss: str = option(None, "logistic (non-saturating, + R1), hinge, or r3gan (relativistic pairing + R1 + R2)",
                        choices=LOSSES)
     channels: int = option(None, "network width: dcgan = the tutorial's ngf/ndf, resnet = feature maps at 64 px "
@@ -190,6 +198,7 @@ class TrainConfig:
         values["disc"] = values["disc"] or own_discriminator(values["arch"])  # "" once meant the arch's own
         values["loss"] = values["loss"] or "logistic"
         values["holdout"] = d.get("holdout", 0.0)  # runs from before --holdout trained on every image
+        values["feature_res"] = d.get("feature_res") or values["res"]  # before --feature-res: the image size
         return cls(**values)
 
 
@@ -232,6 +241,8 @@ def resolve_unchecked(given: dict) -> TrainConfig:
         values["fit"] = fit  # a curated version trains with the crop mode it was curated with
     if values["kimg"] is None and values["minutes"] is None:
         values["kimg"] = DEFAULT_KIMG
+    if values["feature_res"] is None and isinstance(values["res"], int):
+        values["feature_res"] = max(values["res"], FEATURE_MIN_RES)
     return TrainConfig(**values)
 
 
@@ -283,6 +294,8 @@ def problems(cfg: TrainConfig) -> list[Problem]:
     need(cfg.disc in DISCS, "disc", f"must be one of {', '.join(DISCS)}")
     need(cfg.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}")
     need(cfg.res in RESOLUTIONS, "res", f"must be one of {', '.join(map(str, RESOLUTIONS))}")
+    need(cfg.feature_res in RESOLUTIONS or cfg.res not in RESOLUTIONS,  # (a bad --res says so once)
+         "feature_res", f"must be one of {', '.join(map(str, RESOLUTIONS))}")
     need(cfg.fit in FITS, "fit", f"must be one of {', '.join(FITS)}")
     need(BATCH_RANGE[0] <= cfg.batch <= BATCH_RANGE[1], "batch", "must be from {} to {}".format(*BATCH_RANGE))
     need(0 <= cfg.seed <= MAX_SEED, "seed", f"must be from 0 to {MAX_SEED}")

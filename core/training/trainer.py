@@ -92,7 +92,8 @@ class Trainer:
 
     def build(self):
         cfg = self.cfg
-        self.spec = model_spec(cfg.arch, cfg.res, cfg.z_dim, cfg.channels, len(self.class_names), cfg.disc)
+        self.spec = model_spec(cfg.arch, cfg.res, cfg.z_dim, cfg.channels, len(self.class_names), cfg.disc,
+                               cfg.feature_res)
         torch.manual_seed(cfg.seed)
         self.G = build_generator(self.spec).to(self.device)
         self.D = build_discriminator(self.spec).to(self.device)
